@@ -1,0 +1,185 @@
+"""The only module the TypeScript bridge calls.
+
+Every function takes one JSON string and returns one JSON string:
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"kind", "message", "traceback"}}``.
+Strings cross pythonia as plain values, so no Python object proxies leak to the TS side and the
+reply is validated there with a zod schema. Image arrays never cross: only paths and small dicts.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import platform
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from micanon import __version__
+
+_ERROR_KINDS: list[tuple[type[BaseException], str]] = [
+    (FileNotFoundError, "input_missing"),
+    (PermissionError, "cannot_write"),
+    (ValueError, "bad_input"),
+]
+
+
+def _kind_of(exc: BaseException) -> str:
+    for cls, kind in _ERROR_KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return "internal"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return " ".join(text.split())
+
+
+def bridged(fn: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
+    """Make ``fn(request: dict) -> JSON-able`` callable with a JSON string, never raising."""
+
+    @functools.wraps(fn)
+    def wrapper(request_json: str = "{}") -> str:
+        try:
+            request = json.loads(request_json) if request_json else {}
+            if not isinstance(request, dict):
+                raise ValueError("engine request must be a JSON object")
+            return json.dumps({"ok": True, "result": fn(request)})
+        except BaseException as exc:  # noqa: BLE001 - everything must come back as a reply
+            return json.dumps(
+                {
+                    "ok": False,
+                    "error": {
+                        "kind": _kind_of(exc),
+                        "type": exc.__class__.__name__,
+                        "message": _one_line(exc),
+                        "traceback": traceback.format_exc(),
+                    },
+                }
+            )
+
+    return wrapper
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - a broken install is reported, not raised
+        return None
+    return str(getattr(module, "__version__", "unknown"))
+
+
+@bridged
+def versions(_request: dict[str, Any]) -> dict[str, Any]:
+    """Versions of the interpreter and every engine dependency (None where it does not import)."""
+    return {
+        "micanon": __version__,
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "packages": {
+            name: _module_version(module)
+            for name, module in [
+                ("antspyx", "ants"),
+                ("nibabel", "nibabel"),
+                ("numpy", "numpy"),
+                ("scipy", "scipy"),
+                ("pillow", "PIL"),
+                ("dlib", "dlib"),
+                ("face_recognition_models", "face_recognition_models"),
+            ]
+        },
+    }
+
+
+@bridged
+def image_info(request: dict[str, Any]) -> dict[str, Any]:
+    """Header facts of one NIfTI image (world space = the file's own scanner space)."""
+    import nibabel as nib
+    import numpy as np
+
+    path = Path(request["path"])
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for unreadable files
+        raise ValueError(f"{path}: not a readable NIfTI image ({_one_line(exc)})") from exc
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ValueError(f"{path}: not a NIfTI image ({type(img).__name__})")
+    hdr = img.header
+    slope, inter = hdr.get_slope_inter()
+    _, qcode = img.get_qform(coded=True)
+    _, scode = img.get_sform(coded=True)
+    return {
+        "path": str(path),
+        "shape": [int(n) for n in img.shape],
+        "zooms": [float(z) for z in hdr.get_zooms()],
+        "dtype": str(np.dtype(hdr.get_data_dtype())),
+        "affine": np.asarray(img.affine).round(6).tolist(),
+        "qform_code": int(qcode) if qcode is not None else 0,
+        "sform_code": int(scode) if scode is not None else 0,
+        "scl_slope": None if slope is None else float(slope),
+        "scl_inter": None if inter is None else float(inter),
+        "orientation": "".join(nib.aff2axcodes(img.affine)),
+    }
+
+
+@bridged
+def atlas_info(request: dict[str, Any]) -> dict[str, Any]:
+    """Validate an atlas folder and describe it (roles -> files, kind, grid)."""
+    from micanon.atlas.load import load_atlas
+
+    atlas = load_atlas(request["path"])
+    roles = {
+        role: (str(getattr(atlas, role)) if getattr(atlas, role, None) else None)
+        for role in ("template", "face_roi", "brain", "brain_neck", "face", "ears")
+    }
+    return {"path": str(request["path"]), "kind": atlas.kind, "roles": roles}
+
+
+@bridged
+def anonymize_session(request: dict[str, Any]) -> dict[str, Any]:
+    """Anonymize one session: the reference T1w and every other image, by each method asked.
+
+    All registration and native-space masks are computed once and shared; outputs are written
+    to the paths given (temporary names chosen by the TS side, which renames them).
+    """
+    from micanon.atlas.load import load_atlas
+    from micanon.session import anonymize_session as run_session
+
+    atlas = load_atlas(request["atlas"])
+    progress: list[str] = []
+    result = run_session(
+        request["reference"],
+        request.get("others", []),
+        request["methods"],
+        atlas,
+        request["outputs"],
+        dilate=float(request.get("dilate", 6)),
+        robust=bool(request.get("robust", False)),
+        work_dir=request["work_dir"],
+        keep_work=bool(request.get("keep_work", False)),
+        seed=int(request.get("seed", 1)),
+        version=__version__,
+        log=progress.append,
+    )
+    result["log"] = progress
+    return result
+
+
+@bridged
+def handshake(_request: dict[str, Any]) -> dict[str, Any]:
+    """First call of every run: keep the engine's stdout clean, say which engine answered.
+
+    pythonia talks over a separate IPC channel and hands the interpreter our own stdout;
+    ITK and numpy warnings printed there would mix into the CLI's machine-readable output,
+    so file descriptor 1 is pointed at stderr for the life of this process.
+    """
+    import os
+
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    return {"micanon": __version__}

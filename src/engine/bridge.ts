@@ -1,0 +1,198 @@
+/**
+ * The one module that owns the Python process.
+ *
+ * pythonia spawns its interpreter when it is first required, reading PYTHON_BIN and the thread
+ * variables from process.env at that moment; so the environment is set first and pythonia is
+ * required lazily here, never imported at the top of any module. Every engine function takes a
+ * JSON string and returns a JSON string (see python/micanon/api.py), which is parsed with a zod
+ * schema: only paths and small JSON cross, never arrays or Python object proxies.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { z } from 'zod';
+import { MicanonError } from '../errors.js';
+import { log } from '../log.js';
+import { engineInterpreter, pythonSource } from '../paths.js';
+import { replySchema, type EngineErrorReply } from './schemas.js';
+
+const require = createRequire(import.meta.url);
+
+interface PythoniaModule {
+  python: ((module: string) => Promise<Record<string, (...args: unknown[]) => Promise<unknown>>>) & {
+    exit: () => void;
+  };
+  com: { proc: ChildProcess | null };
+}
+
+export interface EngineOptions {
+  /** Threads for ITK/ANTs and the BLAS/OpenMP pools; set before Python starts. */
+  threads: number;
+  /** Interpreter to run; default: the project's venv. */
+  python?: string;
+}
+
+/** What a Python-side failure becomes on the TS side: one line for users, the traceback for debug. */
+export class EngineCallError extends MicanonError {
+  readonly kind: EngineErrorReply['kind'];
+  readonly pythonType: string;
+
+  constructor(fn: string, reply: EngineErrorReply) {
+    const code =
+      reply.kind === 'input_missing'
+        ? 'INPUT_MISSING'
+        : reply.kind === 'bad_input'
+          ? 'BAD_DATA'
+          : reply.kind === 'cannot_write'
+            ? 'CANNOT_CREATE_OUTPUT'
+            : 'ENGINE_FAILED';
+    super(code, reply.message, { detail: `engine.${fn}: ${reply.traceback}` });
+    this.kind = reply.kind;
+    this.pythonType = reply.type;
+  }
+}
+
+let active: Engine | null = null;
+
+export class Engine {
+  private readonly pythonia: PythoniaModule;
+  private readonly api: Record<string, (...args: unknown[]) => Promise<unknown>>;
+  private readonly proc: ChildProcess;
+  private readonly exited: Promise<never>;
+  private closed = false;
+
+  private constructor(pythonia: PythoniaModule, api: Engine['api'], proc: ChildProcess, exited: Promise<never>) {
+    this.pythonia = pythonia;
+    this.api = api;
+    this.proc = proc;
+    this.exited = exited;
+  }
+
+  /** Start the engine's Python process (one per run) and import micanon.api in it. */
+  static async start(options: EngineOptions): Promise<Engine> {
+    if (active) throw new Error('the engine is already running in this process');
+    const interpreter = options.python ?? engineInterpreter();
+    if (!existsSync(interpreter)) {
+      throw new MicanonError('ENGINE_MISSING', `Python engine not found at ${interpreter}`);
+    }
+    const threads = String(Math.max(1, Math.floor(options.threads)));
+    Object.assign(process.env, {
+      PYTHON_BIN: interpreter,
+      ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS: threads,
+      OMP_NUM_THREADS: threads,
+      OPENBLAS_NUM_THREADS: threads,
+      MKL_NUM_THREADS: threads,
+      PYTHONPATH: [pythonSource, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
+      PYTHONDONTWRITEBYTECODE: '1',
+    });
+    const pythonia = require('pythonia') as PythoniaModule;
+    const importing = pythonia.python('micanon.api');
+    const proc = pythonia.com.proc;
+    if (!proc) throw new MicanonError('ENGINE_CRASHED', 'the Python engine did not start');
+    // Calls wait on the bridge forever; a Python that dies must fail them instead.
+    const exited = new Promise<never>((_, reject) => {
+      proc.once('exit', (code, signal) => {
+        reject(
+          new MicanonError(
+            'ENGINE_CRASHED',
+            `the Python engine exited unexpectedly (${signal ?? `exit code ${String(code)}`})`,
+          ),
+        );
+      });
+    });
+    exited.catch(() => undefined);
+    killOnExit(proc);
+    let api: Engine['api'];
+    try {
+      api = await Promise.race([importing, exited]);
+    } catch (err) {
+      stop(pythonia, proc);
+      if (err instanceof MicanonError) throw err;
+      throw new MicanonError('ENGINE_MISSING', `the Python engine could not import micanon.api`, {
+        detail: err instanceof Error ? err.stack : String(err),
+      });
+    }
+    const engine = new Engine(pythonia, api, proc, exited);
+    active = engine;
+    await engine.call('handshake', {}, z.object({ micanon: z.string() }));
+    return engine;
+  }
+
+  /** Process id of the Python interpreter (for tests and diagnostics). */
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  /**
+   * Call `micanon.api.<fn>` with a JSON request; the reply is validated with `schema`.
+   * A Python exception becomes an EngineCallError (one-line message; traceback in the debug log).
+   */
+  async call<T>(fn: string, request: object, schema: z.ZodType<T>): Promise<T> {
+    if (this.closed) throw new MicanonError('ENGINE_CRASHED', `engine.${fn} called after the engine was closed`);
+    const method = this.api[`${fn}$`];
+    if (!method) throw new Error(`no engine function ${fn}`);
+    const started = Date.now();
+    let raw: unknown;
+    try {
+      // `$timeout: Infinity` lifts pythonia's 100 s request limit: registrations may take longer;
+      // a dead interpreter is caught by `exited` instead.
+      raw = await Promise.race([method(JSON.stringify(request), { $timeout: Infinity }), this.exited]);
+    } catch (err) {
+      if (err instanceof MicanonError) throw err;
+      throw new MicanonError('ENGINE_FAILED', `engine.${fn} failed on the bridge`, {
+        detail: err instanceof Error ? err.stack : String(err),
+      });
+    }
+    log.debug(`engine.${fn} answered in ${Date.now() - started} ms`);
+    if (typeof raw !== 'string') {
+      throw new MicanonError('ENGINE_FAILED', `engine.${fn} returned a ${typeof raw}, not JSON text`);
+    }
+    const reply = replySchema.parse(JSON.parse(raw));
+    if (!reply.ok) {
+      const error = new EngineCallError(fn, reply.error);
+      log.debug(error.detail ?? '');
+      throw error;
+    }
+    const parsed = schema.safeParse(reply.result);
+    if (!parsed.success) {
+      throw new MicanonError('ENGINE_FAILED', `engine.${fn} replied in an unexpected shape`, {
+        detail: `${z.prettifyError(parsed.error)}\n${raw}`,
+      });
+    }
+    return parsed.data;
+  }
+
+  /** Stop the Python process and wait until it is gone. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    active = null;
+    await stop(this.pythonia, this.proc);
+  }
+}
+
+/** SIGTERM the interpreter (then SIGKILL if it lingers) and resolve once it has exited. */
+function stop(pythonia: PythoniaModule, proc: ChildProcess): Promise<void> {
+  const gone = new Promise<void>((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+    else proc.once('exit', () => resolve());
+  });
+  if (pythonia.com.proc) pythonia.python.exit();
+  const hard = setTimeout(() => proc.kill('SIGKILL'), 3000);
+  return gone.finally(() => clearTimeout(hard));
+}
+
+/** However Node ends (uncaught error, process.exit), the interpreter goes with it. */
+function killOnExit(proc: ChildProcess): void {
+  const kill = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  proc.once('exit', () => process.removeListener('exit', kill));
+}
+
+/** The engine of this run, if one is running (the CLI's signal handler closes it). */
+export function activeEngine(): Engine | null {
+  return active;
+}

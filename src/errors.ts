@@ -1,0 +1,64 @@
+/**
+ * The catalogue of user-facing failures. Every problem a user can see has a code, an exit code
+ * from the BIDS Apps execution spec and a one-line message naming the file and what to do.
+ * Deep code throws a MicanonError; only the CLI prints and exits.
+ */
+
+/** Exit codes of the BIDS Apps execution spec (and sysexits.h, which it borrows from). */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  validationFailed: 16,
+  unknownAnalysisLevel: 17,
+  noFilesSelected: 18,
+  usage: 64,
+  badData: 65,
+  inputMissing: 66,
+  cannotCreateOutput: 73,
+  interrupted: 130,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export const catalogue = {
+  USAGE: { exit: ExitCode.usage, hint: 'see `micanon --help`' },
+  UNKNOWN_ANALYSIS_LEVEL: { exit: ExitCode.unknownAnalysisLevel, hint: 'use "participant" or "group"' },
+  BIDS_INVALID: { exit: ExitCode.validationFailed, hint: 'fix the dataset or pass --skip-bids-validation' },
+  NO_FILES_SELECTED: { exit: ExitCode.noFilesSelected, hint: 'check --participant-label / --session-label' },
+  BAD_DATA: { exit: ExitCode.badData, hint: 'check the file is a valid NIfTI image' },
+  INPUT_MISSING: { exit: ExitCode.inputMissing, hint: 'check the path exists and is readable' },
+  CANNOT_CREATE_OUTPUT: { exit: ExitCode.cannotCreateOutput, hint: 'check the output folder is writable' },
+  ENGINE_MISSING: { exit: ExitCode.failure, hint: 'run `npm run setup` (or `micanon doctor`)' },
+  ENGINE_CRASHED: { exit: ExitCode.failure, hint: 'rerun with --log-level debug and report the log' },
+  ENGINE_FAILED: { exit: ExitCode.failure, hint: 'rerun with --log-level debug for the Python traceback' },
+  ATLAS_INVALID: { exit: ExitCode.badData, hint: 'rebuild it with `npm run setup` or fix the folder given to --atlas' },
+  QC_FAILED: { exit: ExitCode.failure, hint: 'open the QC report; the output was not written' },
+  INTERRUPTED: { exit: ExitCode.interrupted, hint: 'nothing partial was kept' },
+} as const;
+export type ErrorCode = keyof typeof catalogue;
+
+export class MicanonError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+  /** Longer detail for the debug log (e.g. a Python traceback); never printed at info level. */
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { detail?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'MicanonError';
+    this.code = code;
+    this.exitCode = catalogue[code].exit;
+    this.detail = options.detail;
+  }
+
+  /** The single line a user sees: message, then what to do. */
+  oneLine(): string {
+    return `${this.message.replace(/\s+/g, ' ').trim()} (${catalogue[this.code].hint})`;
+  }
+}
+
+/** Any thrown value as a one-line message (MicanonError keeps its hint). */
+export function describeError(err: unknown): string {
+  if (err instanceof MicanonError) return err.oneLine();
+  if (err instanceof Error) return err.message.split('\n')[0] ?? String(err);
+  return String(err);
+}
