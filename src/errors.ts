@@ -20,7 +20,7 @@ export const ExitCode = {
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const catalogue = {
-  USAGE: { exit: ExitCode.usage, hint: 'see `micanon --help`' },
+  USAGE: { exit: ExitCode.usage, hint: 'usage: micanon bids_dir output_dir {participant,group} [options]; see micanon --help' },
   UNKNOWN_ANALYSIS_LEVEL: { exit: ExitCode.unknownAnalysisLevel, hint: 'use "participant" or "group"' },
   BIDS_INVALID: { exit: ExitCode.validationFailed, hint: 'fix the dataset or pass --skip-bids-validation' },
   NO_FILES_SELECTED: { exit: ExitCode.noFilesSelected, hint: 'check --participant-label / --session-label' },
@@ -58,7 +58,10 @@ export class MicanonError extends Error {
 
 /** Any thrown value as a one-line message (MicanonError keeps its hint). */
 export function describeError(err: unknown): string {
-  if (err instanceof MicanonError) return err.oneLine();
+  // MicanonError, and the layer errors of the same shape (BidsError), say what to do.
+  if (err && typeof err === 'object' && 'oneLine' in err && typeof err.oneLine === 'function') {
+    return String(err.oneLine());
+  }
   if (err instanceof Error) return err.message.split('\n')[0] ?? String(err);
   return String(err);
 }

@@ -183,3 +183,13 @@ def handshake(_request: dict[str, Any]) -> dict[str, Any]:
     sys.stdout.flush()
     os.dup2(2, 1)
     return {"micanon": __version__}
+
+
+@bridged
+def make_example(request: dict[str, Any]) -> dict[str, Any]:
+    """Write the built-in example BIDS dataset (the atlas template on an oblique grid)."""
+    from micanon.atlas.load import load_atlas
+    from micanon.example import write_example_dataset
+
+    atlas = load_atlas(request["atlas"])
+    return write_example_dataset(request["root"], atlas.template)

@@ -1,0 +1,67 @@
+/**
+ * One typed configuration for a run, whichever command line produced it (the BIDS-App parser
+ * or the micapipe-compatible one). Validated with zod after commander has split the words.
+ */
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { methodSchema } from '../engine/schemas.js';
+import { defaultAtlasDir } from '../paths.js';
+
+export const outputLayouts = ['derivatives', 'raw', 'micapipe'] as const;
+export const logLevels = ['error', 'warn', 'info', 'verbose', 'debug'] as const;
+
+/** Strip an optional `sub-`/`ses-` prefix; BIDS labels are alphanumeric. */
+export function bidsLabel(prefix: 'sub' | 'ses') {
+  return z
+    .string()
+    .transform((s) => s.trim().replace(new RegExp(`^${prefix}-`), ''))
+    .pipe(z.string().regex(/^[a-zA-Z0-9]+$/, `a ${prefix} label is letters and digits only (with or without "${prefix}-")`));
+}
+
+export const runConfigSchema = z
+  .object({
+    bidsDir: z.string().min(1).transform((p) => path.resolve(p)),
+    outputDir: z.string().min(1).transform((p) => path.resolve(p)),
+    analysisLevel: z.enum(['participant', 'group']),
+    participantLabels: z.array(bidsLabel('sub')).nullable().default(null),
+    sessionLabels: z.array(bidsLabel('ses')).nullable().default(null),
+    methods: z.array(methodSchema).min(1).default(['deface']),
+    dilate: z.number().min(0).max(50).default(6),
+    robust: z.boolean().default(false),
+    nthreads: z.number().int().min(1).default(() => availableParallelism()),
+    workDir: z.string().nullable().default(null).transform((p) => (p ? path.resolve(p) : null)),
+    cleanup: z.boolean().default(true),
+    t1w: z.string().nullable().default(null).transform((p) => (p ? path.resolve(p) : null)),
+    atlas: z.string().default(() => defaultAtlasDir()).transform((p) => path.resolve(p)),
+    outputLayout: z.enum(outputLayouts).default('derivatives'),
+    skipBidsValidation: z.boolean().default(false),
+    logLevel: z.enum(logLevels).default('info'),
+    keepFields: z.array(z.string()).default([]),
+    dropFields: z.array(z.string()).default([]),
+    qcFailOk: z.boolean().default(false),
+  })
+  .superRefine((config, ctx) => {
+    const unique = new Set(config.methods);
+    if (unique.size !== config.methods.length) {
+      ctx.addIssue({ code: 'custom', path: ['methods'], message: 'a method is named twice' });
+    }
+    if (config.outputLayout === 'raw' && config.methods.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['outputLayout'],
+        message: '--output-layout raw replaces each image by one method\'s result: choose exactly one --method',
+      });
+    }
+    const inside = (child: string, parent: string) => !path.relative(parent, child).startsWith('..');
+    if (inside(config.outputDir, config.bidsDir) && !inside(config.outputDir, path.join(config.bidsDir, 'derivatives'))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['outputDir'],
+        message: 'output_dir may not be inside bids_dir (except under its derivatives/): the input is never written to',
+      });
+    }
+  });
+
+export type RunConfig = z.output<typeof runConfigSchema>;
+export type RunConfigInput = z.input<typeof runConfigSchema>;

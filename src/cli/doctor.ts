@@ -1,0 +1,73 @@
+/**
+ * `micanon doctor`: what this installation has, what is missing, and the command that fixes it.
+ * It starts the real engine, so "ok" means the engine really answers.
+ */
+import { existsSync } from 'node:fs';
+import { Engine } from '../engine/bridge.js';
+import { atlasInfoSchema, versionsSchema } from '../engine/schemas.js';
+import { describeError } from '../errors.js';
+import { defaultAtlasDir, engineInterpreter, venvDir } from '../paths.js';
+import { packageVersion } from '../version.js';
+
+interface Check {
+  name: string;
+  ok: boolean;
+  value: string;
+  fix?: string;
+}
+
+const requiredPackages = ['antspyx', 'nibabel', 'numpy', 'scipy', 'pillow', 'dlib', 'face_recognition_models'];
+
+export async function runDoctor(options: { atlas?: string } = {}): Promise<number> {
+  const checks: Check[] = [];
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  checks.push({
+    name: 'node',
+    ok: (major === 20 && minor >= 19) || major >= 22,
+    value: process.versions.node,
+    fix: 'install Node.js 20.19+ or 22.12+',
+  });
+  checks.push({ name: 'micanon', ok: true, value: packageVersion });
+  const interpreter = engineInterpreter();
+  checks.push({
+    name: 'venv',
+    ok: existsSync(interpreter),
+    value: existsSync(interpreter) ? venvDir() : `missing (${interpreter})`,
+    fix: 'npm run setup',
+  });
+  const atlasDir = options.atlas ?? defaultAtlasDir();
+  if (existsSync(interpreter)) {
+    let engine: Engine | null = null;
+    try {
+      engine = await Engine.start({ threads: 1 });
+      const versions = await engine.call('versions', {}, versionsSchema);
+      checks.push({ name: 'python', ok: true, value: `${versions.python} (${versions.executable})` });
+      checks.push({
+        name: 'engine',
+        ok: versions.micanon === packageVersion,
+        value: versions.micanon,
+        fix: 'the Python engine and package.json disagree: reinstall micanon',
+      });
+      for (const name of requiredPackages) {
+        const version = versions.packages[name] ?? null;
+        checks.push({ name, ok: version !== null, value: version ?? 'missing', fix: 'npm run setup' });
+      }
+      try {
+        const atlas = await engine.call('atlas_info', { path: atlasDir }, atlasInfoSchema);
+        checks.push({ name: 'atlas', ok: true, value: `${atlas.path} (${atlas.kind})` });
+      } catch (err) {
+        checks.push({ name: 'atlas', ok: false, value: describeError(err), fix: 'npm run setup (builds the atlas)' });
+      }
+    } catch (err) {
+      checks.push({ name: 'engine', ok: false, value: describeError(err), fix: 'npm run setup' });
+    } finally {
+      await engine?.close();
+    }
+  }
+  const width = Math.max(...checks.map((c) => c.name.length));
+  for (const check of checks) {
+    const fix = check.ok || !check.fix ? '' : `   -> fix: ${check.fix}`;
+    process.stdout.write(`${check.ok ? 'ok     ' : 'MISSING'} ${check.name.padEnd(width)}  ${check.value}${fix}\n`);
+  }
+  return checks.every((c) => c.ok) ? 0 : 1;
+}

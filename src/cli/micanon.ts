@@ -1,0 +1,31 @@
+/**
+ * `micanon`: the BIDS-App entry point.
+ *   micanon bids_dir output_dir {participant,group} [options]
+ *   micanon doctor            what is installed, what is missing
+ *   micanon example [dir]     run on the built-in example dataset
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setConsoleLevel } from '../log.js';
+import { packageRoot } from '../paths.js';
+import { runDataset } from '../pipeline/dataset.js';
+import { runDoctor } from './doctor.js';
+import { runExample } from './example.js';
+import { parseBidsAppArgs } from './parser.js';
+import { runCommand } from './run.js';
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === 'doctor') return runDoctor({ atlas: rest[0] });
+  if (first === 'example') return runExample(rest);
+  const outcome = parseBidsAppArgs(argv);
+  if (outcome.kind === 'spec') {
+    process.stdout.write(readFileSync(path.join(packageRoot, 'bids_app_spec.json'), 'utf8'));
+    return 0;
+  }
+  if (outcome.kind === 'exit') return outcome.code;
+  setConsoleLevel(outcome.config.logLevel);
+  return runDataset(outcome.config);
+}
+
+await runCommand(() => main(process.argv.slice(2)));

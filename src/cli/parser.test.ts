@@ -1,0 +1,120 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MicanonError } from '../errors.js';
+import { parseMicapipeArgs } from './micapipe.js';
+import { normaliseArgv, parseBidsAppArgs } from './parser.js';
+
+const base = ['/data/bids', '/data/out', 'participant'];
+
+function config(args: string[]) {
+  const outcome = parseBidsAppArgs([...base, ...args]);
+  if (outcome.kind !== 'run') throw new Error(`expected a run, got ${outcome.kind}`);
+  return outcome.config;
+}
+
+function failure(run: () => unknown): MicanonError {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof MicanonError) return err;
+    throw err;
+  }
+  throw new Error('expected a MicanonError');
+}
+
+describe('BIDS-App parser', () => {
+  it('has the documented defaults', () => {
+    const c = config([]);
+    expect(c.methods).toEqual(['deface']);
+    expect(c.dilate).toBe(6);
+    expect(c.outputLayout).toBe('derivatives');
+    expect(c.cleanup).toBe(true);
+    expect(c.participantLabels).toBeNull();
+    expect(c.nthreads).toBeGreaterThanOrEqual(1);
+  });
+
+  it.each([
+    ['--participant_label', 'sub-01', '02'],
+    ['--participant-label', '01', 'sub-02'],
+  ])('accepts %s with or without sub-', (flag, a, b) => {
+    expect(config([flag, a, b]).participantLabels).toEqual(['01', '02']);
+  });
+
+  it('reads labels from a file, one per line', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'labels-')), 'subjects.txt');
+    writeFileSync(file, 'sub-01\n# comment\n02\n\n');
+    expect(config(['--participant-label', file]).participantLabels).toEqual(['01', '02']);
+  });
+
+  it.each(['--skip_bids_validation', '--skip-bids-validation', '--skip_bids_validator'])('accepts %s', (flag) => {
+    expect(config([flag]).skipBidsValidation).toBe(true);
+  });
+
+  it('maps --all, --method, --no-cleanup, --nthreads aliases, -w', () => {
+    expect(config(['--all']).methods).toEqual(['deface', 'reface', 'warpface']);
+    expect(config(['--method', 'reface', 'warpface']).methods).toEqual(['reface', 'warpface']);
+    expect(config(['--no-cleanup']).cleanup).toBe(false);
+    expect(config(['--n_cpus', '3']).nthreads).toBe(3);
+    expect(config(['--nthreads=2']).nthreads).toBe(2);
+    expect(config(['-w', '/scratch/w']).workDir).toBe('/scratch/w');
+    expect(config(['--session_label', 'ses-pre']).sessionLabels).toEqual(['pre']);
+  });
+
+  it('rejects bad values with exit code 64 and a message naming the option', () => {
+    expect(failure(() => config(['--method', 'blur'])).exitCode).toBe(64);
+    expect(failure(() => config(['--nthreads', '0'])).message).toMatch(/nthreads/);
+    expect(failure(() => config(['--dilate', 'lots'])).message).toMatch(/--dilate/);
+    expect(failure(() => config(['--participant-label', 'a_b'])).exitCode).toBe(64);
+    expect(failure(() => config(['--all', '--method', 'deface'])).exitCode).toBe(64);
+    expect(failure(() => config(['--bogus'])).exitCode).toBe(64);
+    expect(failure(() => config(['--output-layout', 'raw', '--all'])).message).toMatch(/exactly one --method/);
+  });
+
+  it('gives 17 for an unknown analysis level', () => {
+    expect(failure(() => parseBidsAppArgs(['/a', '/b', 'subject'])).exitCode).toBe(17);
+  });
+
+  it('refuses an output folder inside the input dataset, except under derivatives/', () => {
+    expect(failure(() => parseBidsAppArgs(['/data/bids', '/data/bids/anon', 'participant'])).exitCode).toBe(64);
+    const ok = parseBidsAppArgs(['/data/bids', '/data/bids/derivatives/micanon', 'participant']);
+    expect(ok.kind).toBe('run');
+  });
+
+  it('treats -v as --version, not verbosity, and answers --bids-exec-spec', () => {
+    expect(parseBidsAppArgs(['--bids-exec-spec'])).toEqual({ kind: 'spec' });
+    expect(normaliseArgv(['--participant_label=01'])).toEqual(['--participant-label=01']);
+  });
+});
+
+describe('micapipe_anonymize parser', () => {
+  it('maps micapipe flags to the same configuration', () => {
+    const outcome = parseMicapipeArgs(['-sub', 'sub-01', '-ses', '02', '-out', '/o', '-bids', '/b', '-all', '-dilate', '8', '-robust', '-nocleanup', '-threads', '4', '-T1', '/b/t1.nii.gz']);
+    expect(outcome.kind).toBe('run');
+    if (outcome.kind !== 'run') return;
+    const c = outcome.config;
+    expect(c.participantLabels).toEqual(['01']);
+    expect(c.sessionLabels).toEqual(['02']);
+    expect(c.methods).toEqual(['deface', 'reface', 'warpface']);
+    expect([c.dilate, c.robust, c.cleanup, c.nthreads, c.t1w, c.outputLayout]).toEqual([8, true, false, 4, '/b/t1.nii.gz', 'micapipe']);
+  });
+
+  it('defaults to every session, not micapipe\'s "ses-pre"', () => {
+    const outcome = parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b', '-warpface']);
+    expect(outcome.kind === 'run' && outcome.config.sessionLabels).toBeNull();
+    expect(outcome.kind === 'run' && outcome.config.methods).toEqual(['warpface']);
+  });
+
+  it('accepts -refacePro as warpface and -h as help', () => {
+    const outcome = parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b', '-refacePro']);
+    expect(outcome.kind === 'run' && outcome.config.methods).toEqual(['warpface']);
+    expect(parseMicapipeArgs(['-h'])).toEqual({ kind: 'help' });
+  });
+
+  it('fails with 64 on missing arguments, a missing method or an unknown flag', () => {
+    expect(failure(() => parseMicapipeArgs(['-sub', '01', '-out', '/o', '-all'])).message).toMatch(/-bids/);
+    expect(failure(() => parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b'])).message).toMatch(/method/);
+    expect(failure(() => parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b', '-all', '-x'])).exitCode).toBe(64);
+  });
+});

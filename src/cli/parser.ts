@@ -1,0 +1,176 @@
+/**
+ * The BIDS-App command line: `micanon bids_dir output_dir {participant,group} [options]`.
+ * This module only builds and runs the parser (commander) and validates the result (zod);
+ * it never touches the dataset.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { z } from 'zod';
+import { MicanonError } from '../errors.js';
+import { packageVersion } from '../version.js';
+import { logLevels, outputLayouts, runConfigSchema, type RunConfig } from './config.js';
+
+/** Spellings other BIDS Apps use, mapped to ours (fMRIPrep/MRIQC use underscores). */
+const aliases: Record<string, string> = {
+  '--participant_label': '--participant-label',
+  '--session_label': '--session-label',
+  '--skip_bids_validation': '--skip-bids-validation',
+  '--skip_bids_validator': '--skip-bids-validation',
+  '--skip-bids-validator': '--skip-bids-validation',
+  '--n_cpus': '--nthreads',
+  '--n-cpus': '--nthreads',
+  '--nprocs': '--nthreads',
+  '--work_dir': '--work-dir',
+  '--no_cleanup': '--no-cleanup',
+  '--output_layout': '--output-layout',
+};
+
+export function normaliseArgv(argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    const [flag, value] = arg.split(/=(.*)/s, 2);
+    const canonical = flag !== undefined ? aliases[flag] : undefined;
+    if (!canonical) return arg;
+    return value === undefined ? canonical : `${canonical}=${value}`;
+  });
+}
+
+/** A label argument may name a file with one label per line (as fMRIPrep accepts). */
+export function expandLabels(values: string[] | undefined): string[] | null {
+  if (!values || values.length === 0) return null;
+  const labels: string[] = [];
+  for (const value of values) {
+    if (/[/\\]|\.(txt|tsv|list)$/.test(value)) {
+      let text: string;
+      try {
+        text = readFileSync(value, 'utf8');
+      } catch {
+        throw new MicanonError('INPUT_MISSING', `label file ${value} cannot be read`);
+      }
+      labels.push(...text.split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0] ?? '').filter((l) => l && !l.startsWith('#')));
+    } else {
+      labels.push(value);
+    }
+  }
+  return labels;
+}
+
+const number = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new MicanonError('USAGE', `${name} takes a number, not "${value}"`);
+  return n;
+};
+
+export const methodHelp =
+  'deface zeroes the face (no face left; the default, as OpenNeuro-style sharing expects); ' +
+  'reface pastes the atlas face, intensity-matched; warpface warps the own face toward the atlas face';
+
+export function buildParser(): Command {
+  return new Command('micanon')
+    .description(
+      'Anonymize the face of every anatomical MRI in a BIDS dataset (deface, reface, warpface); ' +
+        'every brain voxel is kept bit for bit and checked.',
+    )
+    .argument('<bids_dir>', 'the root of the BIDS dataset (read only)')
+    .argument('<output_dir>', 'where outputs go (a BIDS derivatives dataset by default)')
+    .argument('<analysis_level>', '"participant" (anonymize) or "group" (dataset summary)')
+    .option('--participant-label <label...>', 'participants to process (with or without "sub-"; or a file with one per line). Alias: --participant_label. Default: all')
+    .option('--session-label <label...>', 'sessions to process (with or without "ses-"). Alias: --session_label. Default: all, sessionless data too')
+    .addOption(new Option('--method <method...>', methodHelp).choices(['deface', 'reface', 'warpface']))
+    .option('--all', 'run all three methods (same as --method deface reface warpface)')
+    .option('--dilate <mm>', 'warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (micapipe: 6)', number('--dilate'), 6)
+    .option('--robust', 'slower, more thorough registration search (many rotations, finer levels)')
+    .option('--nthreads <n>', 'threads for registration (ITK). Aliases: --n_cpus, --nprocs. Default: all cores', number('--nthreads'))
+    .option('-w, --work-dir <dir>', 'folder for intermediate files (default: a temporary folder; use one on a mounted volume in read-only containers)')
+    .option('--no-cleanup', 'keep transforms, native masks and warps in the work folder')
+    .option('--t1w <path>', 'the T1w to register (reference) instead of the session\'s own run-1 T1w')
+    .option('--atlas <dir>', 'atlas folder (ours, or micapipe\'s MICs60 files under their own names)')
+    .addOption(new Option('--output-layout <layout>', 'derivatives: BIDS derivatives with desc-<method>; raw: a shareable copy of the dataset (one method); micapipe: <name>_<method>ed.nii.gz').choices(outputLayouts).default('derivatives'))
+    .option('--skip-bids-validation', 'skip the BIDS validator (aliases: --skip_bids_validation, --skip_bids_validator)')
+    .option('--keep-field <key...>', 'keep this sidecar field that is scrubbed by default (e.g. InstitutionName)')
+    .option('--drop-field <key...>', 'also remove this sidecar field')
+    .option('--qc-fail-ok', 'exit 0 even when a QC check fails (the QC record still says FAILED)')
+    .option('--verbose', 'more detail on the console (same as --log-level verbose)')
+    .addOption(new Option('--log-level <level>', 'console log level').choices(logLevels))
+    .option('--bids-exec-spec', 'print the Boutiques descriptor (bids_app_spec.json) and exit')
+    .version(packageVersion, '-v, --version', 'print the version and exit')
+    // Help and version go to stdout; errors are not printed here but thrown, so the user sees
+    // one line with the usage (from the error catalogue), not commander's and ours.
+    .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
+}
+
+type ParsedOptions = {
+  participantLabel?: string[];
+  sessionLabel?: string[];
+  method?: string[];
+  all?: boolean;
+  dilate: number;
+  robust?: boolean;
+  nthreads?: number;
+  workDir?: string;
+  cleanup: boolean;
+  t1w?: string;
+  atlas?: string;
+  outputLayout: string;
+  skipBidsValidation?: boolean;
+  keepField?: string[];
+  dropField?: string[];
+  qcFailOk?: boolean;
+  verbose?: boolean;
+  logLevel?: string;
+};
+
+/** Turn zod's complaint into one usage line naming the option. */
+export function usageError(error: z.ZodError): MicanonError {
+  const first = error.issues[0];
+  const where = first?.path.length ? `${first.path.join('.')}: ` : '';
+  return new MicanonError('USAGE', `${where}${first?.message ?? 'invalid arguments'}`);
+}
+
+export type ParseOutcome = { kind: 'run'; config: RunConfig } | { kind: 'exit'; code: number } | { kind: 'spec' };
+
+/**
+ * Parse a BIDS-App command line. Exits (help, version) come back as `{kind: 'exit'}`; usage
+ * errors as MicanonError with exit code 64 (17 for an unknown analysis level).
+ */
+export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
+  const program = buildParser().exitOverride();
+  if (argv.includes('--bids-exec-spec')) return { kind: 'spec' };
+  try {
+    program.parse(normaliseArgv(argv), { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return { kind: 'exit', code: 0 };
+      throw new MicanonError('USAGE', err.message.replace(/^error: /, ''));
+    }
+    throw err;
+  }
+  const [bidsDir, outputDir, analysisLevel] = program.args;
+  if (analysisLevel !== 'participant' && analysisLevel !== 'group') {
+    throw new MicanonError('UNKNOWN_ANALYSIS_LEVEL', `unknown analysis level "${analysisLevel ?? ''}"`);
+  }
+  const opts = program.opts<ParsedOptions>();
+  if (opts.all && opts.method) throw new MicanonError('USAGE', '--all and --method exclude each other');
+  const parsed = runConfigSchema.safeParse({
+    bidsDir,
+    outputDir,
+    analysisLevel,
+    participantLabels: expandLabels(opts.participantLabel),
+    sessionLabels: expandLabels(opts.sessionLabel),
+    methods: opts.all ? ['deface', 'reface', 'warpface'] : opts.method,
+    dilate: opts.dilate,
+    robust: opts.robust ?? false,
+    nthreads: opts.nthreads,
+    workDir: opts.workDir ?? null,
+    cleanup: opts.cleanup,
+    t1w: opts.t1w ?? null,
+    atlas: opts.atlas,
+    outputLayout: opts.outputLayout,
+    skipBidsValidation: opts.skipBidsValidation ?? false,
+    logLevel: opts.logLevel ?? (opts.verbose ? 'verbose' : 'info'),
+    keepFields: opts.keepField ?? [],
+    dropFields: opts.dropField ?? [],
+    qcFailOk: opts.qcFailOk ?? false,
+  });
+  if (!parsed.success) throw usageError(parsed.error);
+  return { kind: 'run', config: parsed.data };
+}

@@ -1,0 +1,110 @@
+/**
+ * The output dataset as a whole: created (or reused) before any participant runs, safe when
+ * several participant jobs share it; and the `group` level summary gathered from it.
+ */
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from '../bids/atomic.js';
+import { ensureDerivativeDescription } from '../bids/derivatives.js';
+import { scrubParticipantsTsv, scrubScansTsv, scrubSidecar } from '../bids/sidecar.js';
+import type { RunConfig } from '../cli/config.js';
+import { ExitCode, MicanonError } from '../errors.js';
+import { log } from '../log.js';
+import { packageVersion } from '../version.js';
+
+const codeUrl = 'https://www.npmjs.com/package/micanon';
+
+/** Container facts from the image's environment (set in the Dockerfile / Singularity.def). */
+function containerInfo(): { Type: string; Tag: string } | undefined {
+  const type = process.env.MICANON_CONTAINER_TYPE;
+  const tag = process.env.MICANON_CONTAINER_TAG;
+  return type && tag ? { Type: type, Tag: tag } : undefined;
+}
+
+async function ensureDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new MicanonError('CANNOT_CREATE_OUTPUT', `cannot create ${dir}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Raw layout: a shareable copy of the dataset. Anatomical images are never copied (the pipeline
+ * writes the anonymized ones; those of participants not selected would carry faces), every
+ * other sidecar is scrubbed, ages >= 89 are binned and acquisition times blanked.
+ */
+async function copyRawDataset(config: RunConfig): Promise<void> {
+  const isAnatFile = (rel: string) => rel.split(path.sep).includes('anat') && /\.(nii(\.gz)?|json)$/.test(rel);
+  await cp(config.bidsDir, config.outputDir, {
+    recursive: true,
+    force: true,
+    filter: (source) => {
+      const rel = path.relative(config.bidsDir, source);
+      const top = rel.split(path.sep)[0];
+      return top !== 'derivatives' && top !== 'sourcedata' && !isAnatFile(rel);
+    },
+  });
+  for (const entry of await readdir(config.outputDir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const rel = path.relative(config.outputDir, file);
+    if (rel.startsWith(`logs${path.sep}`)) continue;
+    if (entry.name === 'participants.tsv') {
+      const { text, binned } = scrubParticipantsTsv(await readFile(file, 'utf8'));
+      if (binned) log.info(`participants.tsv: ${binned} age(s) >= 89 written as 89+`);
+      await writeFile(file, text);
+    } else if (entry.name.endsWith('_scans.tsv')) {
+      await writeFile(file, scrubScansTsv(await readFile(file, 'utf8')).text);
+    } else if (entry.name.endsWith('.json') && entry.name !== 'dataset_description.json') {
+      const { sidecar } = scrubSidecar(JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>, {
+        keepFields: config.keepFields,
+        dropFields: config.dropFields,
+      });
+      await writeFile(file, `${JSON.stringify(sidecar, null, 2)}\n`);
+    }
+  }
+}
+
+export async function prepareOutputDataset(config: RunConfig): Promise<void> {
+  await ensureDir(config.outputDir);
+  await ensureDir(path.join(config.outputDir, 'logs'));
+  if (config.outputLayout === 'derivatives') {
+    await ensureDerivativeDescription(config.outputDir, {
+      version: packageVersion,
+      codeUrl,
+      container: containerInfo(),
+      sourceRoot: config.bidsDir,
+    });
+    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), 'logs/\n');
+  } else if (config.outputLayout === 'raw') {
+    await copyRawDataset(config);
+    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), 'logs/\n');
+  }
+}
+
+interface SessionSummaryFile {
+  outputs: Array<{ subject: string; session: string | null; input: string; method: string; status: string; output: string | null; reason: string | null; brainVoxelsChanged: number | null }>;
+}
+
+/** `group` level: gather every participant's run record into logs/group_summary.tsv. */
+export async function summariseOutputs(config: RunConfig): Promise<number> {
+  const logs = path.join(config.outputDir, 'logs');
+  const files = (await readdir(logs).catch(() => [])).filter((f) => f.endsWith('_micanon.json')).sort();
+  if (files.length === 0) {
+    throw new MicanonError('INPUT_MISSING', `no participant results in ${logs}: run the participant level first`);
+  }
+  const header = ['subject', 'session', 'input', 'method', 'status', 'brain_voxels_changed', 'output', 'reason'];
+  const rows: string[][] = [];
+  for (const file of files) {
+    const body = JSON.parse(await readFile(path.join(logs, file), 'utf8')) as SessionSummaryFile;
+    for (const o of body.outputs) {
+      rows.push([o.subject, o.session ?? 'n/a', o.input, o.method, o.status, String(o.brainVoxelsChanged ?? 'n/a'), o.output ?? 'n/a', o.reason ?? '']);
+    }
+  }
+  const tsv = [header, ...rows].map((r) => r.map((c) => c.replace(/[\t\n]/g, ' ')).join('\t')).join('\n');
+  await writeFileAtomic(path.join(logs, 'group_summary.tsv'), `${tsv}\n`);
+  const failed = rows.filter((r) => r[4] !== 'ok').length;
+  log.info(`group: ${rows.length} output(s) from ${files.length} session(s), ${failed} failed -> ${path.join(logs, 'group_summary.tsv')}`);
+  return failed ? ExitCode.failure : ExitCode.ok;
+}

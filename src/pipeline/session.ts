@@ -1,0 +1,171 @@
+/**
+ * One participant session, start to finish: choose output names, let the engine write every
+ * (image, method) output to a temporary name, keep only outputs whose checks pass, rename them
+ * into place and write their scrubbed sidecars. A failure of one image never stops the others.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { tempPathFor, commitAtomic } from '../bids/atomic.js';
+import type { SessionPlan } from '../bids/discover.js';
+import { outputPathsFor } from '../bids/outputs.js';
+import type { RunConfig } from '../cli/config.js';
+import type { Engine } from '../engine/bridge.js';
+import { sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
+import { describeError } from '../errors.js';
+import { log } from '../log.js';
+import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
+import { registerTemp, releaseTemp } from './temps.js';
+
+/** What happened to one (image, method) pair: the row of the run's summary. */
+export interface OutputRecord {
+  subject: string;
+  session: string | null;
+  input: string;
+  method: Method;
+  status: 'ok' | 'failed';
+  output: string | null;
+  reason: string | null;
+  brainVoxelsChanged: number | null;
+  seconds: number | null;
+  engine: ImageRecord | null;
+}
+
+interface PlannedOutput {
+  input: string;
+  relativePath: string;
+  method: Method;
+  finalImage: string;
+  finalSidecar: string;
+  temp: string;
+}
+
+export function sessionName(plan: Pick<SessionPlan, 'subject' | 'session'>): string {
+  return `sub-${plan.subject}${plan.session ? `_ses-${plan.session}` : ''}`;
+}
+
+function planOutputs(plan: SessionPlan, config: RunConfig): PlannedOutput[] {
+  return plan.images.flatMap((image) =>
+    config.methods.map((method) => {
+      const paths = outputPathsFor(image.relativePath, { layout: config.outputLayout, method, outputDir: config.outputDir });
+      return {
+        input: image.path,
+        relativePath: image.relativePath,
+        method,
+        finalImage: paths.image,
+        finalSidecar: paths.sidecar,
+        temp: tempPathFor(paths.image),
+      };
+    }),
+  );
+}
+
+/** Why an engine record may not become an output, or null when it may. */
+function rejection(record: ImageRecord): string | null {
+  if ('error' in record) return String(record.error);
+  if (record.brain_voxels_changed !== 0) {
+    return `${record.brain_voxels_changed} brain voxels differ from the input (must be 0); output discarded`;
+  }
+  return null;
+}
+
+export async function anonymizeSession(
+  engine: Engine,
+  plan: SessionPlan,
+  config: RunConfig,
+  workDir: string,
+): Promise<OutputRecord[]> {
+  const name = sessionName(plan);
+  const planned = planOutputs(plan, config);
+  const reference = config.t1w ?? plan.reference;
+  log.info(`${name}: reference ${path.basename(reference)} (${config.t1w ? '--t1w' : plan.referenceReason}); ` +
+    `${plan.images.length} image(s) x ${config.methods.join(', ')}`);
+  for (const output of planned) {
+    await mkdir(path.dirname(output.finalImage), { recursive: true });
+    registerTemp(output.temp);
+  }
+  const outputs: Record<string, Record<string, string>> = {};
+  for (const output of planned) (outputs[output.input] ??= {})[output.method] = output.temp;
+  const sessionWork = path.join(workDir, name);
+  await mkdir(sessionWork, { recursive: true });
+
+  const finish = (output: PlannedOutput, fields: Partial<OutputRecord>): OutputRecord => ({
+    subject: plan.subject,
+    session: plan.session,
+    input: output.input,
+    method: output.method,
+    status: 'failed',
+    output: null,
+    reason: null,
+    brainVoxelsChanged: null,
+    seconds: null,
+    engine: null,
+    ...fields,
+  });
+
+  let images: ImageRecord[];
+  try {
+    const result = await engine.call(
+      'anonymize_session',
+      {
+        reference,
+        others: plan.images
+          .filter((image) => image.path !== reference)
+          .map((image) => ({ path: image.path, register_via: image.registerVia })),
+        methods: config.methods,
+        atlas: config.atlas,
+        outputs,
+        dilate: config.dilate,
+        robust: config.robust,
+        work_dir: sessionWork,
+        keep_work: !config.cleanup,
+        seed: 1,
+      },
+      sessionResultSchema,
+    );
+    for (const line of result.log) log.verbose(`${name}: ${line}`);
+    images = result.images;
+  } catch (err) {
+    const reason = describeError(err);
+    log.error(`${name}: ${path.basename(reference)}: ${reason}`);
+    await Promise.all(planned.map((o) => rm(o.temp, { force: true }).finally(() => releaseTemp(o.temp))));
+    return planned.map((output) => finish(output, { reason }));
+  }
+
+  const records: OutputRecord[] = [];
+  const removedFields: Record<string, string[]> = {};
+  for (const output of planned) {
+    const record = images.find((r) => r.input === output.input && r.method === output.method) ?? null;
+    const why = record ? rejection(record) : 'the engine returned no result for this output';
+    const fields = {
+      engine: record,
+      brainVoxelsChanged: record && 'brain_voxels_changed' in record ? Number(record.brain_voxels_changed) : null,
+      seconds: record && 'seconds' in record ? Number(record.seconds) : null,
+    };
+    if (why) {
+      await rm(output.temp, { force: true });
+      releaseTemp(output.temp);
+      log.error(`${output.relativePath} ${output.method}: ${why}`);
+      records.push(finish(output, { ...fields, reason: why }));
+      continue;
+    }
+    try {
+      // Sidecar first: an image never lands without its scrubbed sidecar.
+      const removed = await writeOutputSidecar({ config, input: output.input, method: output.method, sidecarPath: output.finalSidecar });
+      removedFields[path.relative(config.outputDir, output.finalSidecar)] = removed;
+      await commitAtomic(output.temp, output.finalImage);
+      releaseTemp(output.temp);
+      log.info(`${output.relativePath} ${output.method}: ok -> ${path.relative(config.outputDir, output.finalImage)}`);
+      records.push(finish(output, { ...fields, status: 'ok', output: output.finalImage }));
+    } catch (err) {
+      await rm(output.temp, { force: true });
+      releaseTemp(output.temp);
+      // Its image did not land, so neither may the sidecar written for it.
+      await rm(output.finalSidecar, { force: true });
+      const reason = describeError(err);
+      log.error(`${output.relativePath} ${output.method}: ${reason}`);
+      records.push(finish(output, { ...fields, reason }));
+    }
+  }
+  if (Object.keys(removedFields).length) await writeRemovedFieldsLog(config, plan, removedFields);
+  return records;
+}
