@@ -1,0 +1,67 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildOnce, runCli } from './helpers/cli.js';
+
+const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+
+beforeAll(async () => {
+  await buildOnce();
+});
+
+describe('micanon command line', () => {
+  it('prints its version for -v and --version', async () => {
+    for (const flag of ['-v', '--version']) {
+      const run = await runCli('micanon', [flag]);
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout.trim()).toBe(pkg.version);
+    }
+  });
+
+  it('prints help on stdout with the BIDS-App usage', async () => {
+    const run = await runCli('micanon', ['--help']);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(/Usage: micanon \[options\] <bids_dir> <output_dir> <analysis_level>/);
+  });
+
+  it('answers an unknown option with 64 and one line holding the usage', async () => {
+    const run = await runCli('micanon', ['/a', '/b', 'participant', '--bogus']);
+    expect(run.exitCode).toBe(64);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/unknown option '--bogus'.*usage: micanon bids_dir output_dir/);
+  });
+
+  it('answers an unknown analysis level with 17', async () => {
+    const run = await runCli('micanon', ['/a', '/b', 'subjects']);
+    expect(run.exitCode).toBe(17);
+  });
+
+  it('answers a missing dataset with 66, naming it', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'micanon-out-'));
+    const run = await runCli('micanon', ['/nonexistent/bids', out, 'participant']);
+    expect(run.exitCode).toBe(66);
+    expect(run.stderr).toContain('/nonexistent/bids');
+  });
+
+  it('prints the Boutiques descriptor for --bids-exec-spec', async () => {
+    const run = await runCli('micanon', ['--bids-exec-spec']);
+    expect(run.exitCode).toBe(0);
+    expect(JSON.parse(run.stdout).name).toBe('micanon');
+  });
+});
+
+describe('micapipe_anonymize command line', () => {
+  it('prints its help for -h and exits 0', async () => {
+    const run = await runCli('micapipe_anonymize', ['-h']);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain('-warpface');
+  });
+
+  it('fails with 64 when the method is missing', async () => {
+    const run = await runCli('micapipe_anonymize', ['-sub', '01', '-out', '/tmp/x', '-bids', '/tmp/y']);
+    expect(run.exitCode).toBe(64);
+    expect(run.stderr).toMatch(/method is missing/);
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * End to end through the compiled CLI, the real bridge and the real engine: the built-in
+ * example everywhere, the real head of ../shared/data where it exists.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { sharedDataDir } from '../src/paths.js';
+import { buildOnce, runCli } from './helpers/cli.js';
+
+function treeDigest(root: string): Map<string, string> {
+  const digest = new Map<string, string>();
+  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const st = statSync(file);
+    digest.set(path.relative(root, file), `${createHash('sha256').update(readFileSync(file)).digest('hex')}:${st.mode}:${st.mtimeMs}`);
+  }
+  return digest;
+}
+
+function filesUnder(root: string): string[] {
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(root, path.join(e.parentPath, e.name)))
+    .sort();
+}
+
+function setReadOnly(root: string, readOnly: boolean): void {
+  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    chmodSync(path.join(entry.parentPath, entry.name), entry.isDirectory() ? (readOnly ? 0o555 : 0o755) : readOnly ? 0o444 : 0o644);
+  }
+  chmodSync(root, readOnly ? 0o555 : 0o755);
+}
+
+beforeAll(async () => {
+  await buildOnce();
+});
+
+describe('micanon example (runs anywhere)', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'micanon-example-'));
+
+  it('anonymizes the built-in example with all three methods, input untouched', async () => {
+    const first = await runCli('micanon', ['example', root, '--method', 'deface']);
+    expect(first.exitCode, first.all).toBe(0);
+    const bids = path.join(root, 'bids');
+    const out = path.join(root, 'derivatives', 'micanon');
+    const before = treeDigest(bids);
+    setReadOnly(bids, true);
+    try {
+      const run = await runCli('micanon', [bids, out, 'participant', '--all', '--nthreads', '2']);
+      expect(run.exitCode, run.all).toBe(0);
+    } finally {
+      setReadOnly(bids, false);
+    }
+    expect(treeDigest(bids)).toEqual(before);
+    const files = filesUnder(out);
+    for (const suffix of ['T1w', 'T2w']) {
+      for (const desc of ['defaced', 'refaced', 'warpfaced']) {
+        expect(files).toContain(`sub-example/anat/sub-example_desc-${desc}_${suffix}.nii.gz`);
+        const sidecar = JSON.parse(readFileSync(path.join(out, `sub-example/anat/sub-example_desc-${desc}_${suffix}.json`), 'utf8'));
+        expect(sidecar.PatientName).toBeUndefined();
+        expect(sidecar.AcquisitionDateTime).toBeUndefined();
+        expect(sidecar.InstitutionName).toBeUndefined();
+        expect(sidecar.DeidentificationMethod).toMatch(new RegExp(desc.replace(/d$/, '')));
+      }
+    }
+    expect(files.some((f) => f.includes('micanon-tmp'))).toBe(false);
+    const description = JSON.parse(readFileSync(path.join(out, 'dataset_description.json'), 'utf8'));
+    expect(description.DatasetType).toBe('derivative');
+    const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-example_micanon.json'), 'utf8'));
+    expect(record.outputs).toHaveLength(6);
+    for (const o of record.outputs) expect([o.status, o.brainVoxelsChanged]).toEqual(['ok', 0]);
+  });
+
+  it('stops the engine and leaves no partial output on Ctrl-C', async () => {
+    const bids = path.join(root, 'bids');
+    const out = mkdtempSync(path.join(tmpdir(), 'micanon-interrupted-'));
+    const child = execa(process.execPath, [path.join(__dirname, '..', 'bin', 'micanon.js'), bids, out, 'participant', '--all', '--log-level', 'debug'], {
+      reject: false,
+      all: true,
+    });
+    // Wait until the engine is working on the session, then interrupt.
+    let seen = '';
+    await new Promise<void>((resolve) => {
+      child.all?.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (/\[1\/1\] sub-example/.test(seen)) resolve();
+      });
+    });
+    const pythonPids = (await execa('pgrep', ['-P', String(child.pid)], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+    expect(pythonPids.length).toBeGreaterThan(0);
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    for (const pid of pythonPids) expect(() => process.kill(pid, 0)).toThrow();
+    expect(filesUnder(out).filter((f) => f.endsWith('.nii.gz'))).toEqual([]);
+  });
+});
+
+const personA = sharedDataDir() ? path.join(sharedDataDir()!, 'bids-person-a') : null;
+
+describe.skipIf(!personA || !existsSync(personA))('person A, the real head (../shared/data/bids-person-a)', () => {
+  it('anonymizes T1w, PDw and angio by all three methods with 0 brain voxels changed', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'micanon-person-a-'));
+    const bids = path.join(work, 'bids');
+    cpSync(personA!, bids, { recursive: true });
+    setReadOnly(bids, true);
+    const out = path.join(work, 'out');
+    const run = await runCli('micanon', [bids, out, 'participant', '--participant-label', 'A', '--all']);
+    setReadOnly(bids, false);
+    expect(run.exitCode, run.all).toBe(0);
+    const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-A_ses-01_micanon.json'), 'utf8'));
+    expect(record.outputs).toHaveLength(9);
+    for (const o of record.outputs) expect([o.input, o.method, o.status, o.brainVoxelsChanged]).toEqual([o.input, o.method, 'ok', 0]);
+  });
+});
+
+if (!personA || !existsSync(personA)) {
+  describe('person A', () => {
+    it.skip('skipped: ../shared/data/bids-person-a is absent (real-head tests need it; set MICANON_SHARED_DATA)', () => undefined);
+  });
+}
