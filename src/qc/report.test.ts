@@ -1,0 +1,127 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { brokenLinks, failedRecord, goodRecord, useTempDirs, writeOutputDir } from './qc.fixture.js';
+import { outputAnchor, participantReportHtml, participantReportPath, writeParticipantReport } from './report.js';
+import type { QcRecord } from './records.js';
+
+const newDir = useTempDirs();
+
+/** Two sessions, three methods, one FAILED output in the second session. */
+function sessionRecords(): QcRecord[] {
+  return [
+    goodRecord({ method: 'deface' }),
+    goodRecord({ method: 'reface' }),
+    goodRecord({ session: '02', method: 'reface' }),
+    failedRecord({ session: '02', method: 'warpface' }),
+    goodRecord({ session: '02', method: 'deface', input: 'sub-01/ses-02/anat/sub-01_ses-02_PDw.nii.gz' }),
+  ];
+}
+
+async function writtenPage(records: QcRecord[], skip: ReadonlySet<string> = new Set()): Promise<{ out: string; page: string }> {
+  const out = await newDir();
+  await writeOutputDir(out, records, skip);
+  const file = await writeParticipantReport(out, '01', records);
+  expect(file).toBe(participantReportPath(out, '01'));
+  return { out, page: await readFile(file, 'utf8') };
+}
+
+describe('writeParticipantReport', () => {
+  it('shows every output once, with its own section', async () => {
+    const records = sessionRecords();
+    const { page } = await writtenPage(records);
+    for (const record of records) {
+      expect(page.split(`id="${outputAnchor(record)}"`)).toHaveLength(2);
+    }
+    expect(page.match(/<section class="card/g)).toHaveLength(records.length);
+    expect(page).toContain('Session 01');
+    expect(page).toContain('Session 02');
+    expect(page).toContain('sub-01_ses-02_PDw.nii.gz');
+  });
+
+  it('lists FAILED outputs first and marks them', async () => {
+    const records = sessionRecords();
+    const { page } = await writtenPage(records);
+    const failed = records.find((r) => r.status === 'FAILED')!;
+    // The overview table: its first row is the FAILED output.
+    const overview = page.slice(page.indexOf('<table class="overview"'), page.indexOf('</table>', page.indexOf('<table class="overview"')));
+    const rows = overview.split('<tr class="').slice(1);
+    expect(rows).toHaveLength(records.length);
+    expect(rows[0]).toMatch(/^failed"/);
+    expect(rows[0]).toContain(`#${outputAnchor(failed)}`);
+    expect(rows.slice(1).every((row) => row.startsWith('passed"'))).toBe(true);
+    // The alert at the top names it, and its card is marked.
+    expect(page.indexOf('1 output(s) FAILED QC')).toBeLessThan(page.indexOf('<table class="overview"'));
+    expect(page).toContain(`<section class="card failed" id="${outputAnchor(failed)}">`);
+    expect(page).toContain('a face is still recognised in the front view');
+    expect(page).toContain('output not written');
+  });
+
+  it('says so when every output passed', async () => {
+    const { page } = await writtenPage([goodRecord()]);
+    expect(page).toContain('All 1 output(s) passed QC.');
+    expect(page).not.toContain('FAILED QC');
+  });
+
+  it('shows user file names as text, never as markup', async () => {
+    const evil = 'sub-01/ses-01/anat/sub-01_ses-01_acq-<script>alert(1)</script>_T1w.nii.gz';
+    const record = goodRecord({ input: evil });
+    record.renders.input.front = 'sub-01/figures/"><img src=y onerror=alert(2)> #1?.png';
+    record.checks.header.differences = ['<img src=x onerror=alert(3)>'];
+    const { out, page } = await writtenPage([record]);
+    expect(page).not.toMatch(/<script/i);
+    expect(page).not.toMatch(/<img src=[xy]/);
+    expect(page).toContain('sub-01_ses-01_acq-&lt;script&gt;alert(1)&lt;/script&gt;_T1w.nii.gz');
+    expect(page).toContain('&lt;img src=x onerror=alert(3)&gt;');
+    // The odd render name is still a working link.
+    expect(page).toContain('sub-01/figures/%22%3E%3Cimg%20src%3Dy%20onerror%3Dalert(2)%3E%20%231%3F.png');
+    expect(await brokenLinks(out, page)).toEqual([]);
+  });
+
+  it('links only to files that exist, and shows placeholders for missing renders', async () => {
+    const record = failedRecord();
+    const missing = record.renders.output.left!;
+    delete record.renders.output.high;
+    delete record.renders.slices.registration_overlay;
+    const { out, page } = await writtenPage([record, goodRecord({ method: 'deface' })], new Set([missing]));
+    expect(await brokenLinks(out, page)).toEqual([]);
+    expect(page).not.toContain(missing);
+    expect(page).toContain('render file missing');
+    expect(page.match(/<span>not rendered<\/span>/g)).toHaveLength(2);
+    // Every existing render is shown: 7 views x 2 rows + 4 slices per output, minus the three gaps.
+    expect(page.match(/<img /g)).toHaveLength(2 * 18 - 3);
+  });
+
+  it('is self-contained: no script, no external resource, and no temporary file left', async () => {
+    const { out, page } = await writtenPage(sessionRecords());
+    expect(page).not.toMatch(/<script|<link|@import|https?:\/\//i);
+    expect(page).toContain('Content-Security-Policy');
+    expect((await readdir(out)).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+
+  it('shows the identity distance against its threshold, and n/a for deface', async () => {
+    const { page } = await writtenPage([goodRecord(), failedRecord({ method: 'warpface' }), goodRecord({ method: 'deface' })]);
+    expect(page).toContain('0.612 &gt; 0.400');
+    expect(page).toContain('0.310 ≤ 0.400');
+    expect(page).toContain('not compared (deface leaves no face to recognise)');
+    expect(page).toContain('dlib_face_recognition_resnet_model_v1');
+  });
+
+  it('shows which detectors fired per view, before and after', () => {
+    const record = goodRecord();
+    const page = participantReportHtml({ subject: '01', records: [record], existingRenders: new Set() });
+    const table = page.slice(page.indexOf('<table class="detectors"'), page.indexOf('</table>', page.indexOf('<table class="detectors"')));
+    expect(table).toMatch(/<th>Front<\/th><td class="">hog, cnn<\/td><td class="fired">cnn<\/td><td class="num">0.612<\/td>/);
+    expect(table).toMatch(/<th>Left<\/th><td class="none">none<\/td><td class="none">none<\/td><td class="num">—<\/td>/);
+  });
+
+  it('ignores records of other subjects and rejects a subject that is not a BIDS label', async () => {
+    const out = await newDir();
+    const file = await writeParticipantReport(out, '01', [goodRecord(), goodRecord({ subject: '02' })]);
+    const page = await readFile(file, 'utf8');
+    expect(page.match(/<section class="card/g)).toHaveLength(1);
+    expect(page).not.toContain('sub-02');
+    await expect(writeParticipantReport(out, '../x', [])).rejects.toThrow();
+    expect(await readdir(path.dirname(out))).toContain(path.basename(out));
+  });
+});
