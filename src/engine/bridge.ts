@@ -31,6 +31,12 @@ export interface EngineOptions {
   threads: number;
   /** Interpreter to run; default: the project's venv. */
   python?: string;
+  /**
+   * The run's work folder. Python's temporary files and matplotlib's cache (ANTsPy imports
+   * matplotlib, which needs a writable config folder) go there, so a read-only container with
+   * no writable /tmp works when -w points at a mounted folder.
+   */
+  scratchDir?: string;
 }
 
 /** What a Python-side failure becomes on the TS side: one line for users, the traceback for debug. */
@@ -85,6 +91,7 @@ export class Engine {
       MKL_NUM_THREADS: threads,
       PYTHONPATH: [pythonSource, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
       PYTHONDONTWRITEBYTECODE: '1',
+      ...(options.scratchDir ? { TMPDIR: options.scratchDir, MPLCONFIGDIR: path.join(options.scratchDir, 'matplotlib') } : {}),
     });
     const pythonia = require('pythonia') as PythoniaModule;
     const importing = pythonia.python('micanon.api');

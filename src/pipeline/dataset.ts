@@ -51,7 +51,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
   );
 
   const workDir = await makeWorkDir(config);
-  const engine = await Engine.start({ threads: config.nthreads });
+  const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
   const records: OutputRecord[] = [];
   try {
     await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
