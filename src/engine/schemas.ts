@@ -72,6 +72,10 @@ export const imageRecordSchema = z.union([
       registration: registrationSchema.optional(),
       dtype: z.string(),
       seconds: z.number(),
+      /** Native masks written to the work folder for QC, and scanner -> atlas (RAS mm). */
+      brain_guard_mask: z.string().nullable().optional(),
+      face_roi_mask: z.string().nullable().optional(),
+      image_to_atlas: matrix4.nullable().optional(),
     })
     .loose(),
   z.object({ input: z.string(), method: methodSchema.optional(), error: z.string() }).loose(),
@@ -86,3 +90,8 @@ export const sessionResultSchema = z
   })
   .loose();
 export type SessionResult = z.infer<typeof sessionResultSchema>;
+
+export const qcRepliesSchema = z.object({
+  records: z.array(z.unknown()),
+  timings: z.record(z.string(), z.unknown()).optional(),
+});

@@ -10,6 +10,7 @@ import { scrubParticipantsTsv, scrubScansTsv, scrubSidecar } from '../bids/sidec
 import type { RunConfig } from '../cli/config.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { log } from '../log.js';
+import { writeGroupReport } from '../qc/group.js';
 import { packageVersion } from '../version.js';
 
 const codeUrl = 'https://www.npmjs.com/package/micanon';
@@ -104,6 +105,8 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   }
   const tsv = [header, ...rows].map((r) => r.map((c) => c.replace(/[\t\n]/g, ' ')).join('\t')).join('\n');
   await writeFileAtomic(path.join(logs, 'group_summary.tsv'), `${tsv}\n`);
+  const qc = await writeGroupReport(config.outputDir);
+  log.info(`group QC report: ${qc.html}`);
   const failed = rows.filter((r) => r[4] !== 'ok').length;
   log.info(`group: ${rows.length} output(s) from ${files.length} session(s), ${failed} failed -> ${path.join(logs, 'group_summary.tsv')}`);
   return failed ? ExitCode.failure : ExitCode.ok;

@@ -10,7 +10,9 @@ import type { SessionPlan } from '../bids/discover.js';
 import { outputPathsFor } from '../bids/outputs.js';
 import type { RunConfig } from '../cli/config.js';
 import type { Engine } from '../engine/bridge.js';
-import { sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
+import { qcRepliesSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
+import { qcRecordSchema, readQcRecords, writeQcRecord } from '../qc/records.js';
+import { writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
 import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
@@ -66,6 +68,64 @@ function rejection(record: ImageRecord): string | null {
     return `${record.brain_voxels_changed} brain voxels differ from the input (must be 0); output discarded`;
   }
   return null;
+}
+
+interface QcVerdict {
+  status: 'PASS' | 'FAILED';
+  reason: string | null;
+}
+
+/**
+ * Prove every output before it lands: renders, face detection, identity, header and an
+ * independent brain re-count (python/micanon/qc.py). Records go to output_dir/logs/qc, figures
+ * to output_dir/sub-XX/figures; the participant report is rewritten from all records on disk.
+ * Returns the verdict per temporary output path.
+ */
+async function checkOutputs(
+  engine: Engine,
+  plan: SessionPlan,
+  config: RunConfig,
+  candidates: ReadonlyArray<{ output: PlannedOutput; record: ImageRecord | null }>,
+): Promise<Map<string, QcVerdict>> {
+  const verdicts = new Map<string, QcVerdict>();
+  if (candidates.length === 0) return verdicts;
+  const items = candidates.map(({ output, record }) => {
+    const engineRecord = record && !('error' in record) ? record : null;
+    return {
+      input: output.input,
+      output: output.temp,
+      output_name: path.relative(config.outputDir, output.finalImage).split(path.sep).join('/'),
+      method: output.method,
+      brain_voxels_changed: engineRecord?.brain_voxels_changed ?? 0,
+      guard_voxels: engineRecord?.guard_voxels ?? 0,
+      brain_guard: engineRecord?.brain_guard_mask ?? null,
+      face_roi: engineRecord?.face_roi_mask ?? null,
+      head_affine: engineRecord?.image_to_atlas ?? null,
+      registration: { flag: 'ok', ...(engineRecord?.registration ?? {}) },
+    };
+  });
+  const reply = await engine.call(
+    'qc_outputs',
+    {
+      output_dir: config.outputDir,
+      bids_dir: config.bidsDir,
+      subject: plan.subject,
+      session: plan.session,
+      figures_dir: path.join(config.outputDir, `sub-${plan.subject}`, 'figures'),
+      items,
+    },
+    qcRepliesSchema,
+  );
+  for (const [index, raw] of reply.records.entries()) {
+    const record = qcRecordSchema.parse(raw);
+    await writeQcRecord(config.outputDir, record);
+    const temp = candidates[index]!.output.temp;
+    verdicts.set(temp, { status: record.status, reason: record.reason ?? null });
+    log.info(`${record.input} ${record.method}: QC ${record.status}${record.reason ? ` (${record.reason})` : ''}`);
+  }
+  const { records, unreadable } = await readQcRecords(config.outputDir, plan.subject);
+  await writeParticipantReport(config.outputDir, plan.subject, records, { unreadable });
+  return verdicts;
 }
 
 export async function anonymizeSession(
@@ -131,11 +191,24 @@ export async function anonymizeSession(
     return planned.map((output) => finish(output, { reason }));
   }
 
+  const decided = planned.map((output) => {
+    const record = images.find((r) => r.input === output.input && r.method === output.method) ?? null;
+    return { output, record, why: record ? rejection(record) : 'the engine returned no result for this output' };
+  });
+  const passedEngine = decided.filter((d) => d.why === null);
+  const qcVerdicts = await checkOutputs(engine, plan, config, passedEngine).catch((err: unknown) => {
+    // An output that could not be proven is treated as failing its proof.
+    const reason = `QC could not run: ${describeError(err)}`;
+    log.error(`${name}: ${reason}`);
+    return new Map<string, QcVerdict>(passedEngine.map((d) => [d.output.temp, { status: 'FAILED', reason }]));
+  });
+
   const records: OutputRecord[] = [];
   const removedFields: Record<string, string[]> = {};
-  for (const output of planned) {
-    const record = images.find((r) => r.input === output.input && r.method === output.method) ?? null;
-    const why = record ? rejection(record) : 'the engine returned no result for this output';
+  for (const { output, record, why: engineWhy } of decided) {
+    const qc = qcVerdicts.get(output.temp);
+    const qcWhy = qc && qc.status === 'FAILED' ? `QC FAILED: ${qc.reason ?? 'see the QC report'}` : null;
+    const why = engineWhy ?? (qcWhy && !config.qcFailOk ? qcWhy : null);
     const fields = {
       engine: record,
       brainVoxelsChanged: record && 'brain_voxels_changed' in record ? Number(record.brain_voxels_changed) : null,
@@ -154,8 +227,9 @@ export async function anonymizeSession(
       removedFields[path.relative(config.outputDir, output.finalSidecar)] = removed;
       await commitAtomic(output.temp, output.finalImage);
       releaseTemp(output.temp);
+      if (qcWhy) log.warn(`${output.relativePath} ${output.method}: ${qcWhy} (written anyway: --qc-fail-ok)`);
       log.info(`${output.relativePath} ${output.method}: ok -> ${path.relative(config.outputDir, output.finalImage)}`);
-      records.push(finish(output, { ...fields, status: 'ok', output: output.finalImage }));
+      records.push(finish(output, { ...fields, status: 'ok', output: output.finalImage, reason: qcWhy }));
     } catch (err) {
       await rm(output.temp, { force: true });
       releaseTemp(output.temp);
