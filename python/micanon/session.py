@@ -1,0 +1,258 @@
+"""One session, end to end: read each image once, register once, anonymize by each method, check.
+
+This is the rim of the engine: files are read and written here and nowhere else in the
+anonymization path. Shared work is done once per session: the T1w -> atlas affine, the T1w's
+native masks and the face warp; each other image adds only its rigid fit to the T1w.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+
+from micanon import guard
+from micanon import methods as face_methods
+from micanon.io import StoredImage, descrip_for, output_path_ok, read_image, to_stored, write_like
+from micanon.register import (
+    Quality,
+    SessionRegistration,
+    register_to_atlas,
+    register_to_t1w,
+)
+
+METHODS = ("deface", "reface", "warpface")
+ATLAS_ROLES = ("template", "face_roi", "brain", "brain_neck", "face")
+
+
+def load_atlas_images(atlas) -> face_methods.AtlasImages:
+    """Read the atlas roles (paths on ``atlas``) into arrays on the atlas grid.
+
+    Kept for the life of the process (the bridge runs many sessions in one Python), keyed by
+    the files' paths, sizes and modification times, so a rebuilt atlas is read afresh.
+    """
+    paths = []
+    for role in ATLAS_ROLES:
+        path = getattr(atlas, role, None)
+        if path is None:
+            raise ValueError(f"atlas: no {role} image")
+        stat = os.stat(path)
+        paths.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return _read_atlas(tuple(paths))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_atlas(paths: tuple) -> face_methods.AtlasImages:
+    arrays = {}
+    affine = None
+    for role, (path, _, _) in zip(ATLAS_ROLES, paths):
+        image = read_image(path)
+        arrays[role] = image.real()
+        if affine is None:
+            affine = image.affine
+        elif image.shape3d != arrays["template"].shape or not np.allclose(image.affine, affine, atol=1e-3):
+            raise ValueError(f"{path}: atlas {role} is not on the template grid")
+    return face_methods.atlas_images(affine=affine, **arrays)
+
+
+@dataclass
+class _Image:
+    """An input image with its fit to the T1w and its masks on its own grid."""
+
+    stored: StoredImage
+    image_to_t1w: np.ndarray
+    registration: SessionRegistration | None
+    masks: face_methods.NativeMasks
+    background: float
+
+
+def anonymize_session(
+    reference: str,
+    others: list[dict],
+    methods: list[str],
+    atlas,
+    outputs: dict[str, dict[str, str]],
+    *,
+    dilate: float = 6,
+    robust: bool = False,
+    work_dir: str,
+    keep_work: bool = False,
+    seed: int = 1,
+    version: str = "0.1.0",
+    log: Callable[[str], None] = lambda msg: None,
+) -> dict:
+    """Anonymize a session's T1w (``reference``) and its other anatomical images.
+
+    ``others``: [{"path", "register_via"}] (``register_via``: another image of the session whose
+    fit to the T1w this one shares, e.g. a T1map through its inv1). ``outputs``:
+    {input path: {method: output path}}. ``dilate``: mm by which brain_neck is grown before the
+    face warp may act (micapipe's 6 voxels of its 0.8 mm template is ~5 mm; we use mm so the
+    protection does not depend on the image's voxel size). Every output has its input's grid,
+    header and stored dtype; its brain guard voxels are bit-for-bit the input's (checked on the
+    written file). Returns a JSON-able summary (see module docs); a failure on the reference
+    raises ValueError naming the file, a failure on another image is recorded and the rest go on.
+    """
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise ValueError(f"methods must be among {', '.join(METHODS)} (got {methods})")
+    os.makedirs(work_dir, exist_ok=True)
+    session_start = time.perf_counter()
+
+    try:
+        t1w = read_image(reference)
+        t1w_volume = t1w.real(0)
+        atlas_images = load_atlas_images(atlas)
+        log(f"registering {Path(reference).name} to the atlas")
+        atlas_fit = register_to_atlas(
+            t1w_volume, t1w.affine, atlas_images.template, atlas_images.affine, atlas_images.head,
+            robust=robust, seed=seed, work_dir=work_dir, log=log,
+        )
+        t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{reference}: {' '.join(str(exc).split())}") from exc
+
+    warp = None
+    if "warpface" in methods:
+        try:
+            log("computing the face warp")
+            start = time.perf_counter()
+            refaced = face_methods.reface(t1w_volume, t1_item.masks, t1w.zooms)
+            warp = face_methods.face_warp(
+                t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
+            )
+            log(f"face warp: max {warp.max_mm:.1f} mm in {time.perf_counter() - start:.1f} s")
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"{reference}: face warp failed ({' '.join(str(exc).split())})") from exc
+
+    if keep_work:
+        _keep(work_dir, t1_item, "T1w", atlas_fit.native_to_atlas, warp)
+
+    reference_record = {"path": reference, "registration": atlas_fit.quality.as_dict()}
+    records = _run_methods(t1_item, methods, outputs.get(reference, {}), warp, version, log, reference_quality=atlas_fit.quality)
+
+    fits: dict[str, SessionRegistration] = {}
+    for entry in others:
+        path = entry["path"]
+        wanted = outputs.get(path, {})
+        try:
+            stored = read_image(path)
+            via = entry.get("register_via")
+            fit = _session_fit(via, fits, t1w_volume, t1w.affine, seed, work_dir) if via else None
+            if fit is None:
+                fit = register_to_t1w(stored.real(0), stored.affine, t1w_volume, t1w.affine, seed=seed, work_dir=work_dir)
+            fits[path] = fit
+            log(f"{Path(path).name} -> T1w: {'registered' if fit.registered else 'scanner coordinates'}"
+                + (f" ({'; '.join(fit.notes)})" if fit.notes else ""))
+            item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods)
+            if keep_work:
+                _keep(work_dir, item, Path(path).name.split(".")[0], atlas_fit.native_to_atlas @ fit.image_to_t1w, None)
+            records += _run_methods(item, methods, wanted, warp, version, log)
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the session
+            message = " ".join(str(exc).split()) or exc.__class__.__name__
+            log(f"{Path(path).name}: {message}")
+            records += [{"input": path, "method": m, "error": f"{path}: {message}"} for m in methods if m in wanted]
+    log(f"session done in {time.perf_counter() - session_start:.1f} s")
+    return {"reference": reference_record, "images": records}
+
+
+def _session_fit(via: str, fits: dict, t1w_volume, t1w_affine, seed, work_dir) -> SessionRegistration:
+    """The fit of a partner image (e.g. inv1 of a T1map), computed once and shared."""
+    if via not in fits:
+        partner = read_image(via)
+        fits[via] = register_to_t1w(partner.real(0), partner.affine, t1w_volume, t1w_affine, seed=seed, work_dir=work_dir)
+    return fits[via]
+
+
+def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atlas, methods) -> _Image:
+    """Pull the atlas masks onto this image's grid and find its background level."""
+    volume = stored.real(0)
+    masks = face_methods.pull_masks(
+        atlas_images, stored.shape3d, stored.affine,
+        native_to_atlas @ image_to_t1w, guard_mm=guard.GUARD_MM,
+        with_face=bool({"reface", "warpface"} & set(methods)),
+    )
+    return _Image(
+        stored=stored, image_to_t1w=image_to_t1w, registration=fit, masks=masks,
+        background=face_methods.background_value(volume),
+    )
+
+
+def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, reference_quality: Quality | None = None) -> list[dict]:
+    records = []
+    sampling = None
+    if item.masks.guard_overlap:
+        log(f"{Path(item.stored.path).name}: face ROI met the brain guard on {item.masks.guard_overlap} voxels; the guard kept them")
+    for method in methods:
+        if method not in wanted:
+            continue
+        start = time.perf_counter()
+        out_path = wanted[method]
+        try:
+            output_path_ok(out_path)
+            if method == "warpface" and sampling is None:
+                sampling = face_methods.warp_sampling(warp, item.stored.shape3d, item.stored.affine, item.image_to_t1w)
+            raw = _apply(item, method, sampling)
+            raw = guard.protect(item.stored.raw, raw, item.masks.brain_guard)
+            write_like(item.stored, raw, out_path, descrip_for(version, method))
+            written = read_image(out_path)
+            check = guard.count_changed(item.stored.raw, written.raw, item.masks.brain_guard)
+            quality = reference_quality or item.registration.quality
+            record = {
+                "input": item.stored.path, "method": method, "output": out_path,
+                "brain_voxels_changed": check.brain_voxels_changed, "guard_voxels": check.guard_voxels,
+                "face_roi_voxels": int(item.masks.face_roi.sum()),
+                "guard_overlap_voxels": item.masks.guard_overlap,
+                "registered": True if item.registration is None else item.registration.registered,
+                "registration": quality.as_dict(),
+                "dtype": str(item.stored.raw.dtype), "seconds": round(time.perf_counter() - start, 2),
+            }
+            log(f"{Path(item.stored.path).name} {method}: {check.brain_voxels_changed} brain voxels changed "
+                f"of {check.guard_voxels}, {record['seconds']} s")
+        except Exception as exc:  # noqa: BLE001 - reported per output
+            record = {"input": item.stored.path, "method": method, "error": f"{out_path}: {' '.join(str(exc).split())}"}
+            if reference_quality is not None:
+                raise ValueError(f"{item.stored.path}: {method} failed ({' '.join(str(exc).split())})") from exc
+        records.append(record)
+    return records
+
+
+def _apply(item: _Image, method: str, sampling) -> np.ndarray:
+    """Stored-value output of one method for every volume of the image."""
+    stored = item.stored
+    volumes = []
+    for v in range(stored.volumes):
+        if method == "deface":
+            fill = to_stored(np.array([item.background], np.float32), stored)[0]
+            volumes.append(face_methods.deface(stored.volume_raw(v), item.masks.face_roi, fill))
+            continue
+        real = stored.real(v)
+        if method == "reface":
+            out = face_methods.reface(real, item.masks, stored.zooms)
+        else:
+            out = face_methods.warpface(real, sampling)
+        volumes.append(to_stored(out, stored))
+    if stored.raw.ndim == 3:
+        return volumes[0]
+    return np.stack(volumes, axis=-1).reshape(stored.raw.shape, order="F")
+
+
+def _keep(work_dir: str, item: _Image, name: str, grid_to_atlas: np.ndarray, warp) -> None:
+    """Write this image's native masks, its transforms and (for the T1w) the warp to work_dir."""
+    header = nib.Nifti1Header()
+    for label, mask in (("faceRoi", item.masks.face_roi), ("brainGuard", item.masks.brain_guard),
+                        ("brainNeck", item.masks.brain_neck), ("faceZone", item.masks.face_zone)):
+        if mask is None:
+            continue
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), item.stored.affine, header), os.path.join(work_dir, f"{name}_desc-{label}_mask.nii.gz"))
+    with open(os.path.join(work_dir, f"{name}_xfm.json"), "w") as handle:
+        json.dump({"image_to_t1w": item.image_to_t1w.tolist(), "image_to_atlas": grid_to_atlas.tolist(),
+                   "convention": "4x4 RAS world mm; maps points of the first space to the second"}, handle, indent=1)
+    if warp is not None:
+        nib.save(nib.Nifti1Image(warp.displacement, warp.affine), os.path.join(work_dir, f"{name}_desc-faceWarp_xfm.nii.gz"))

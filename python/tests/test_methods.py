@@ -1,0 +1,119 @@
+"""methods: masks pulled through a known transform land on the right anatomy; each method
+changes the face and nothing protected. No registration here: the true transform is used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import atlas_from_subject, make_subject
+
+from micanon import methods
+from micanon.guard import GUARD_MM
+from micanon.register import zooms_of
+from micanon.session import load_atlas_images
+
+
+@pytest.fixture(scope="module")
+def native(synthetic_atlas):
+    data, affine, parts = make_subject()
+    atlas = load_atlas_images(synthetic_atlas)
+    masks = methods.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=True)
+    return data, affine, parts, masks
+
+
+def test_masks_land_on_the_anatomy(native):
+    _, _, parts, masks = native
+    brain = parts["brain"] | parts["ventricle"]
+    assert masks.brain_guard[brain].all(), "every true brain voxel must be inside the guard"
+    assert masks.face_roi[parts["nose"]].mean() > 0.95
+    assert masks.face_roi[parts["eyes"]].mean() > 0.9
+    assert not (masks.face_roi & masks.brain_guard).any()
+    assert masks.guard_overlap == 0  # the atlas ROI keeps >5 mm from the brain, the guard is 4 mm
+
+
+def test_guard_wins_over_a_face_roi_that_reaches_the_brain(synthetic_atlas):
+    data, affine, parts = make_subject()
+    atlas = load_atlas_images(synthetic_atlas)
+    # a wildly wrong registration that shrinks the atlas head to half size: the 7 mm gap between
+    # atlas face ROI and brain becomes 3.5 mm, inside the 4 mm guard
+    wrong = atlas_from_subject() @ np.diag([2.0, 2.0, 2.0, 1.0])
+    masks = methods.pull_masks(atlas, data.shape, affine, wrong, guard_mm=GUARD_MM, with_face=False)
+    assert masks.guard_overlap > 0
+    assert not (masks.face_roi & masks.brain_guard).any()
+
+
+def test_deface_blanks_the_face_only(native):
+    data, _, parts, masks = native
+    out = methods.deface(data, masks.face_roi, 0.0)
+    assert (out[parts["nose"] & masks.face_roi] == 0).all()
+    assert np.array_equal(out[~masks.face_roi], data[~masks.face_roi])
+
+
+def test_reface_replaces_the_face_with_the_atlas_face(native):
+    data, affine, parts, masks = native
+    out = methods.reface(data, masks, zooms_of(affine))
+    zone = masks.face_zone
+    assert np.array_equal(out[~zone], data[~zone])
+    # the atlas nose is 10 mm longer: voxels in front of the subject's nose become tissue
+    atlas_only_nose = zone & (masks.face > 50) & (data < 20)
+    assert atlas_only_nose.sum() > 20
+    assert np.median(out[atlas_only_nose]) > 50
+
+
+def test_intensity_map_matches_quantiles_and_is_monotone():
+    rng = np.random.default_rng(1)
+    atlas = np.r_[np.zeros(400), rng.uniform(100, 200, 600)]
+    image = np.r_[rng.uniform(0, 5, 400), rng.uniform(1000, 3000, 600)]
+    mapping = methods.intensity_map(atlas, image)
+    probe = np.linspace(0, 250, 50)
+    assert np.all(np.diff(mapping(probe)) >= 0)
+    assert mapping(np.array([0.0]))[0] < 5  # atlas air becomes this image's air
+    assert 1800 < mapping(np.array([150.0]))[0] < 2200  # atlas median tissue -> image median tissue
+
+
+def test_pull_fraction_of_thick_slices():
+    # atlas: 1 mm grid, mask = half-space z < 0; native: 4 mm slices, one centred on z = 0
+    mask = np.zeros((10, 10, 40), np.uint8)
+    mask[:, :, :20] = 1
+    mask_affine = np.diag([1.0, 1, 1, 1])
+    mask_affine[:3, 3] = [-5, -5, -19.5]
+    affine = np.diag([1.0, 1, 4, 1])
+    affine[:3, 3] = [-3, -3, -8]
+    frac = methods.pull_fraction(mask, mask_affine, (4, 4, 5), affine, np.eye(4))
+    assert frac[1, 1].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0], abs=0.01)
+
+
+def test_dilate_mm_respects_anisotropic_voxels():
+    mask = np.zeros((21, 21, 21), bool)
+    mask[10, 10, 10] = True
+    grown = methods.dilate_mm(mask, (1.0, 1.0, 3.0), 6.0)
+    assert grown[4, 10, 10] and not grown[3, 10, 10]  # 6 mm along x
+    assert grown[10, 10, 10] and grown[10, 10, 12] and not grown[10, 10, 13]  # 2 slices of 3 mm
+    assert not grown[16, 16, 10]  # corner at 8.5 mm
+
+
+def test_background_value():
+    mri = np.zeros((10, 10, 10), np.float32)
+    mri[3:7, 3:7, 3:7] = 500
+    assert methods.background_value(mri) == 0.0
+    ct = np.full((10, 10, 10), -1024.0, np.float32)
+    ct[3:7, 3:7, 3:7] = 40
+    assert methods.background_value(ct) == -1024.0
+    offset = mri + 100
+    assert methods.background_value(offset) == 100.0
+
+
+def test_warp_sampling_and_warpface_move_only_displaced_voxels():
+    volume = np.random.default_rng(2).uniform(0, 100, (20, 20, 20)).astype(np.float32)
+    affine = np.eye(4)
+    field = np.zeros((5, 5, 5, 3), np.float32)
+    field[2, 2, 2] = [2.0, 0.0, 0.0]  # one node of a 2 mm box grid moves 2 mm in x
+    box_affine = np.diag([2.0, 2, 2, 1])
+    box_affine[:3, 3] = [4, 4, 4]
+    sampling = methods.warp_sampling(methods.FaceWarp(field, box_affine), volume.shape, affine, np.eye(4))
+    assert sampling.moved[8, 8, 8] and sampling.moved.sum() < 30
+    centre = np.flatnonzero(np.argwhere(sampling.moved).tolist().index([8, 8, 8]) == np.arange(sampling.moved.sum()))[0]
+    assert sampling.coords[:, centre] == pytest.approx([10.0, 8.0, 8.0])
+    out = methods.warpface(volume, sampling)
+    assert out[8, 8, 8] == pytest.approx(volume[10, 8, 8], abs=1e-3)
+    assert np.array_equal(out[~sampling.moved], volume[~sampling.moved])
