@@ -110,7 +110,8 @@ def image_info(request: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ValueError(f"{path}: not a NIfTI image ({type(img).__name__})")
     hdr = img.header
-    slope, inter = hdr.get_slope_inter()
+    # nibabel moves scaling from the loaded header into the array proxy (the header says NaN).
+    slope, inter = getattr(img.dataobj, "slope", None), getattr(img.dataobj, "inter", None)
     _, qcode = img.get_qform(coded=True)
     _, scode = img.get_sform(coded=True)
     return {

@@ -29,6 +29,13 @@ from micanon.register import (
 )
 
 METHODS = ("deface", "reface", "warpface")
+
+
+class _Timings(dict):
+    """Seconds per stage, summed over images: what the benchmark and the log report."""
+
+    def add(self, stage: str, start: float) -> None:
+        self[stage] = round(self.get(stage, 0.0) + time.perf_counter() - start, 3)
 ATLAS_ROLES = ("template", "face_roi", "brain", "brain_neck", "face")
 
 
@@ -104,17 +111,26 @@ def anonymize_session(
         raise ValueError(f"methods must be among {', '.join(METHODS)} (got {methods})")
     os.makedirs(work_dir, exist_ok=True)
     session_start = time.perf_counter()
+    timings = _Timings()
 
     try:
+        start = time.perf_counter()
         t1w = read_image(reference)
         t1w_volume = t1w.real(0)
+        timings.add("read", start)
+        start = time.perf_counter()
         atlas_images = load_atlas_images(atlas)
+        timings.add("atlas_load", start)
         log(f"registering {Path(reference).name} to the atlas")
+        start = time.perf_counter()
         atlas_fit = register_to_atlas(
             t1w_volume, t1w.affine, atlas_images.template, atlas_images.affine, atlas_images.head,
             robust=robust, seed=seed, work_dir=work_dir, log=log,
         )
+        timings.add("t1w_to_atlas", start)
+        start = time.perf_counter()
         t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods)
+        timings.add("masks", start)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{reference}: {' '.join(str(exc).split())}") from exc
 
@@ -128,38 +144,50 @@ def anonymize_session(
                 t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
             )
             log(f"face warp: max {warp.max_mm:.1f} mm in {time.perf_counter() - start:.1f} s")
+            timings.add("face_warp", start)
         except (ValueError, RuntimeError) as exc:
             raise ValueError(f"{reference}: face warp failed ({' '.join(str(exc).split())})") from exc
 
     if keep_work:
         _keep(work_dir, t1_item, "T1w", atlas_fit.native_to_atlas, warp)
+    qc_inputs = _qc_inputs(work_dir, t1_item, "reference", atlas_fit.native_to_atlas)
 
     reference_record = {"path": reference, "registration": atlas_fit.quality.as_dict()}
-    records = _run_methods(t1_item, methods, outputs.get(reference, {}), warp, version, log, reference_quality=atlas_fit.quality)
+    records = _run_methods(t1_item, methods, outputs.get(reference, {}), warp, version, log,
+                           reference_quality=atlas_fit.quality, timings=timings, qc_inputs=qc_inputs)
 
     fits: dict[str, SessionRegistration] = {}
     for entry in others:
         path = entry["path"]
         wanted = outputs.get(path, {})
         try:
+            start = time.perf_counter()
             stored = read_image(path)
+            timings.add("read", start)
+            start = time.perf_counter()
             via = entry.get("register_via")
             fit = _session_fit(via, fits, t1w_volume, t1w.affine, seed, work_dir) if via else None
             if fit is None:
                 fit = register_to_t1w(stored.real(0), stored.affine, t1w_volume, t1w.affine, seed=seed, work_dir=work_dir)
             fits[path] = fit
+            timings.add(f"{Path(path).name.split('.')[0]}_to_t1w", start)
             log(f"{Path(path).name} -> T1w: {'registered' if fit.registered else 'scanner coordinates'}"
                 + (f" ({'; '.join(fit.notes)})" if fit.notes else ""))
+            start = time.perf_counter()
             item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods)
+            timings.add("masks", start)
+            name = Path(path).name.split(".")[0]
             if keep_work:
-                _keep(work_dir, item, Path(path).name.split(".")[0], atlas_fit.native_to_atlas @ fit.image_to_t1w, None)
-            records += _run_methods(item, methods, wanted, warp, version, log)
+                _keep(work_dir, item, name, atlas_fit.native_to_atlas @ fit.image_to_t1w, None)
+            qc_inputs = _qc_inputs(work_dir, item, f"image{len(fits)}", atlas_fit.native_to_atlas @ fit.image_to_t1w)
+            records += _run_methods(item, methods, wanted, warp, version, log, timings=timings, qc_inputs=qc_inputs)
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the session
             message = " ".join(str(exc).split()) or exc.__class__.__name__
             log(f"{Path(path).name}: {message}")
             records += [{"input": path, "method": m, "error": f"{path}: {message}"} for m in methods if m in wanted]
-    log(f"session done in {time.perf_counter() - session_start:.1f} s")
-    return {"reference": reference_record, "images": records}
+    timings["session"] = round(time.perf_counter() - session_start, 3)
+    log(f"session done in {timings['session']:.1f} s")
+    return {"reference": reference_record, "images": records, "timings": dict(timings)}
 
 
 def _session_fit(via: str, fits: dict, t1w_volume, t1w_affine, seed, work_dir) -> SessionRegistration:
@@ -184,7 +212,8 @@ def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atl
     )
 
 
-def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, reference_quality: Quality | None = None) -> list[dict]:
+def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, reference_quality: Quality | None = None,
+                 timings: _Timings | None = None, qc_inputs: dict | None = None) -> list[dict]:
     records = []
     sampling = None
     if item.masks.guard_overlap:
@@ -212,7 +241,10 @@ def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, refere
                 "registered": True if item.registration is None else item.registration.registered,
                 "registration": quality.as_dict(),
                 "dtype": str(item.stored.raw.dtype), "seconds": round(time.perf_counter() - start, 2),
+                **(qc_inputs or {}),
             }
+            if timings is not None:
+                timings.add(method, start)
             log(f"{Path(item.stored.path).name} {method}: {check.brain_voxels_changed} brain voxels changed "
                 f"of {check.guard_voxels}, {record['seconds']} s")
         except Exception as exc:  # noqa: BLE001 - reported per output
@@ -241,6 +273,19 @@ def _apply(item: _Image, method: str, sampling) -> np.ndarray:
     if stored.raw.ndim == 3:
         return volumes[0]
     return np.stack(volumes, axis=-1).reshape(stored.raw.shape, order="F")
+
+
+def _qc_inputs(work_dir: str, item: _Image, name: str, grid_to_atlas: np.ndarray) -> dict:
+    """What QC needs of this image besides its files: its native brain guard and face ROI
+    (written to work_dir, uncompressed: they live only as long as the run) and the scanner ->
+    atlas affine (RAS mm) that views the head upright."""
+    paths = {}
+    for key, label, mask in (("brain_guard_mask", "brainGuard", item.masks.brain_guard),
+                             ("face_roi_mask", "faceRoi", item.masks.face_roi)):
+        path = os.path.join(work_dir, f"qc_{name}_desc-{label}_mask.nii")
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), item.stored.affine), path)
+        paths[key] = path
+    return {**paths, "image_to_atlas": np.asarray(grid_to_atlas).round(8).tolist()}
 
 
 def _keep(work_dir: str, item: _Image, name: str, grid_to_atlas: np.ndarray, warp) -> None:

@@ -87,6 +87,8 @@ export const sessionResultSchema = z
     reference: z.object({ path: z.string(), registration: registrationSchema }).loose(),
     images: z.array(imageRecordSchema),
     log: z.array(z.string()).default([]),
+    /** Seconds per stage (read, t1w_to_atlas, masks, face_warp, <image>_to_t1w, each method, session). */
+    timings: z.record(z.string(), z.number()).default({}),
   })
   .loose();
 export type SessionResult = z.infer<typeof sessionResultSchema>;

@@ -53,13 +53,16 @@ export async function runDataset(config: RunConfig): Promise<number> {
   const workDir = await makeWorkDir(config);
   const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
   const records: OutputRecord[] = [];
+  const timings = new Map<string, Record<string, number>>();
   try {
     await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
       throw new MicanonError('ATLAS_INVALID', `atlas ${config.atlas}: ${(err as Error).message}`);
     });
     for (const [index, plan] of plans.entries()) {
       log.info(`[${index + 1}/${plans.length}] ${sessionName(plan)}`);
-      records.push(...(await anonymizeSession(engine, plan, config, workDir)));
+      const outcome = await anonymizeSession(engine, plan, config, workDir);
+      records.push(...outcome.records);
+      timings.set(sessionName(plan), outcome.timings);
     }
   } finally {
     await engine.close();
@@ -67,6 +70,6 @@ export async function runDataset(config: RunConfig): Promise<number> {
     else log.info(`work folder kept: ${workDir}`);
   }
   printSummary(records);
-  await writeRunSummary(config, records, started);
+  await writeRunSummary(config, records, started, timings);
   return records.every((r) => r.status === 'ok') ? ExitCode.ok : ExitCode.failure;
 }

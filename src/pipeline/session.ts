@@ -32,6 +32,12 @@ export interface OutputRecord {
   engine: ImageRecord | null;
 }
 
+export interface SessionOutcome {
+  records: OutputRecord[];
+  /** Seconds per stage: the engine's, plus qc. */
+  timings: Record<string, number>;
+}
+
 interface PlannedOutput {
   input: string;
   relativePath: string;
@@ -133,7 +139,7 @@ export async function anonymizeSession(
   plan: SessionPlan,
   config: RunConfig,
   workDir: string,
-): Promise<OutputRecord[]> {
+): Promise<SessionOutcome> {
   const name = sessionName(plan);
   const planned = planOutputs(plan, config);
   const reference = config.t1w ?? plan.reference;
@@ -163,6 +169,7 @@ export async function anonymizeSession(
   });
 
   let images: ImageRecord[];
+  let timings: Record<string, number> = {};
   try {
     const result = await engine.call(
       'anonymize_session',
@@ -183,12 +190,14 @@ export async function anonymizeSession(
       sessionResultSchema,
     );
     for (const line of result.log) log.verbose(`${name}: ${line}`);
+    log.verbose(`${name}: engine stages (s): ${JSON.stringify(result.timings)}`);
     images = result.images;
+    timings = result.timings;
   } catch (err) {
     const reason = describeError(err);
     log.error(`${name}: ${path.basename(reference)}: ${reason}`);
     await Promise.all(planned.map((o) => rm(o.temp, { force: true }).finally(() => releaseTemp(o.temp))));
-    return planned.map((output) => finish(output, { reason }));
+    return { records: planned.map((output) => finish(output, { reason })), timings };
   }
 
   const decided = planned.map((output) => {
@@ -196,12 +205,14 @@ export async function anonymizeSession(
     return { output, record, why: record ? rejection(record) : 'the engine returned no result for this output' };
   });
   const passedEngine = decided.filter((d) => d.why === null);
+  const qcStarted = Date.now();
   const qcVerdicts = await checkOutputs(engine, plan, config, passedEngine).catch((err: unknown) => {
     // An output that could not be proven is treated as failing its proof.
     const reason = `QC could not run: ${describeError(err)}`;
     log.error(`${name}: ${reason}`);
     return new Map<string, QcVerdict>(passedEngine.map((d) => [d.output.temp, { status: 'FAILED', reason }]));
   });
+  const qcSeconds = (Date.now() - qcStarted) / 1000;
 
   const records: OutputRecord[] = [];
   const removedFields: Record<string, string[]> = {};
@@ -241,5 +252,6 @@ export async function anonymizeSession(
     }
   }
   if (Object.keys(removedFields).length) await writeRemovedFieldsLog(config, plan, removedFields);
-  return records;
+  timings.qc = qcSeconds;
+  return { records, timings };
 }

@@ -32,7 +32,12 @@ export function printSummary(records: readonly OutputRecord[]): void {
 }
 
 /** Per-session run records (JSON) in output_dir/logs: what the group level reads. */
-export async function writeRunSummary(config: RunConfig, records: readonly OutputRecord[], started: Date): Promise<void> {
+export async function writeRunSummary(
+  config: RunConfig,
+  records: readonly OutputRecord[],
+  started: Date,
+  timings: ReadonlyMap<string, Record<string, number>> = new Map(),
+): Promise<void> {
   const bySession = new Map<string, OutputRecord[]>();
   for (const record of records) {
     const key = sessionName(record);
@@ -45,6 +50,8 @@ export async function writeRunSummary(config: RunConfig, records: readonly Outpu
       started: started.toISOString(),
       finished: new Date().toISOString(),
       methods: config.methods,
+      threads: config.nthreads,
+      timings: timings.get(name) ?? {},
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),
