@@ -43,25 +43,29 @@ beforeAll(async () => {
 describe('micanon example (runs anywhere)', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'micanon-example-'));
 
-  it('anonymizes the built-in example with all three methods, input untouched', async () => {
-    const first = await runCli('micanon', ['example', root, '--method', 'deface']);
+  it('anonymizes the built-in example, proves it, and leaves the input untouched', async () => {
+    const first = await runCli('micanon', ['example', root]);
     expect(first.exitCode, first.all).toBe(0);
     const bids = path.join(root, 'bids');
     const out = path.join(root, 'derivatives', 'micanon');
+    expect(filesUnder(out)).toContain('sub-example/anat/sub-example_desc-defaced_T1w.nii.gz');
     const before = treeDigest(bids);
     setReadOnly(bids, true);
+    const all = path.join(root, 'all');
     try {
-      const run = await runCli('micanon', [bids, out, 'participant', '--all', '--nthreads', '2']);
+      // The example head is the atlas's own person: reface/warpface paste its own face back, and
+      // the identity check must say so. --qc-fail-ok writes them anyway, so the records show it.
+      const run = await runCli('micanon', [bids, all, 'participant', '--all', '--nthreads', '2', '--qc-fail-ok']);
       expect(run.exitCode, run.all).toBe(0);
     } finally {
       setReadOnly(bids, false);
     }
     expect(treeDigest(bids)).toEqual(before);
-    const files = filesUnder(out);
+    const files = filesUnder(all);
     for (const suffix of ['T1w', 'T2w']) {
       for (const desc of ['defaced', 'refaced', 'warpfaced']) {
         expect(files).toContain(`sub-example/anat/sub-example_desc-${desc}_${suffix}.nii.gz`);
-        const sidecar = JSON.parse(readFileSync(path.join(out, `sub-example/anat/sub-example_desc-${desc}_${suffix}.json`), 'utf8'));
+        const sidecar = JSON.parse(readFileSync(path.join(all, `sub-example/anat/sub-example_desc-${desc}_${suffix}.json`), 'utf8'));
         expect(sidecar.PatientName).toBeUndefined();
         expect(sidecar.AcquisitionDateTime).toBeUndefined();
         expect(sidecar.InstitutionName).toBeUndefined();
@@ -69,11 +73,20 @@ describe('micanon example (runs anywhere)', () => {
       }
     }
     expect(files.some((f) => f.includes('micanon-tmp'))).toBe(false);
-    const description = JSON.parse(readFileSync(path.join(out, 'dataset_description.json'), 'utf8'));
+    expect(files).toContain('sub-example.html');
+    const description = JSON.parse(readFileSync(path.join(all, 'dataset_description.json'), 'utf8'));
     expect(description.DatasetType).toBe('derivative');
-    const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-example_micanon.json'), 'utf8'));
+    const record = JSON.parse(readFileSync(path.join(all, 'logs', 'sub-example_micanon.json'), 'utf8'));
     expect(record.outputs).toHaveLength(6);
     for (const o of record.outputs) expect([o.status, o.brainVoxelsChanged]).toEqual(['ok', 0]);
+    const qc = filesUnder(path.join(all, 'logs', 'qc')).map((f) => JSON.parse(readFileSync(path.join(all, 'logs', 'qc', f), 'utf8')));
+    expect(qc).toHaveLength(6);
+    for (const r of qc) {
+      expect(r.checks.brain_voxels_changed.value).toBe(0);
+      expect(r.checks.header.pass).toBe(true);
+      // Same person given back its own face: the identity check must catch it.
+      if (r.method !== 'deface' && r.input.endsWith('_T1w.nii.gz')) expect(r.status).toBe('FAILED');
+    }
   });
 
   it('stops the engine and leaves no partial output on Ctrl-C', async () => {

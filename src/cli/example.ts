@@ -1,7 +1,10 @@
 /**
- * `micanon example [dir] [--method ...]`: make the built-in example BIDS dataset (the atlas
- * template on an oblique scanner grid, T1w + T2w) and run micanon on it, all three methods by
- * default. Everything goes under dir (default ./micanon-example): bids/ and derivatives/micanon/.
+ * `micanon example [dir] [options]`: make the built-in example BIDS dataset (the atlas template
+ * on an oblique scanner grid, T1w + T2w) and run micanon on it with the given options (default:
+ * deface). Everything goes under dir (default ./micanon-example): bids/ and derivatives/micanon/.
+ *
+ * The example head is the atlas's own average person, so reface and warpface give it back its
+ * own face: their identity check rightly fails on it (pass --qc-fail-ok to see them anyway).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -31,8 +34,7 @@ export async function runExample(args: string[]): Promise<number> {
     }
     log.info(`example dataset written to ${bidsDir}`);
   }
-  const wantsMethod = extra.some((a) => a === '--method' || a === '--all');
-  const outcome = parseBidsAppArgs([bidsDir, outputDir, 'participant', ...(wantsMethod ? [] : ['--all']), ...extra]);
+  const outcome = parseBidsAppArgs([bidsDir, outputDir, 'participant', ...extra]);
   if (outcome.kind !== 'run') return outcome.kind === 'exit' ? outcome.code : 0;
   const code = await runDataset(outcome.config);
   log.info(`example outputs: ${outputDir}`);
