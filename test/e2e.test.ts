@@ -117,18 +117,42 @@ describe('micanon example (runs anywhere)', () => {
 const personA = sharedDataDir() ? path.join(sharedDataDir()!, 'bids-person-a') : null;
 
 describe.skipIf(!personA || !existsSync(personA))('person A, the real head (../shared/data/bids-person-a)', () => {
-  it('anonymizes T1w, PDw and angio by all three methods with 0 brain voxels changed', async () => {
-    const work = mkdtempSync(path.join(tmpdir(), 'micanon-person-a-'));
-    const bids = path.join(work, 'bids');
+  const work = mkdtempSync(path.join(tmpdir(), 'micanon-person-a-'));
+  const bids = path.join(work, 'bids');
+  beforeAll(() => {
     cpSync(personA!, bids, { recursive: true });
-    setReadOnly(bids, true);
-    const out = path.join(work, 'out');
-    const run = await runCli('micanon', [bids, out, 'participant', '--participant-label', 'A', '--all']);
-    setReadOnly(bids, false);
+  });
+
+  it('defaces T1w, PDw and angio: every output proven and written, 0 brain voxels changed', async () => {
+    const out = path.join(work, 'deface');
+    const run = await runCli('micanon', [bids, out, 'participant', '--participant-label', 'A']);
     expect(run.exitCode, run.all).toBe(0);
     const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-A_ses-01_micanon.json'), 'utf8'));
+    expect(record.outputs).toHaveLength(3);
+    for (const o of record.outputs) expect([o.method, o.status, o.brainVoxelsChanged]).toEqual(['deface', 'ok', 0]);
+    const qc = filesUnder(path.join(out, 'logs', 'qc')).map((f) => JSON.parse(readFileSync(path.join(out, 'logs', 'qc', f), 'utf8')));
+    const t1w = qc.find((r) => r.input.endsWith('_T1w.nii.gz'));
+    // The real face is seen on the input and gone from the output.
+    expect(Object.values(t1w.checks.face_views_input).flat()).toContain('cnn');
+    expect(Object.values(t1w.checks.face_views_output).flat()).not.toContain('cnn');
+    expect(t1w.status).toBe('PASS');
+  });
+
+  it('--all: every output keeps the brain, and no output that fails its proof is written', async () => {
+    const out = path.join(work, 'all');
+    const run = await runCli('micanon', [bids, out, 'participant', '--participant-label', 'A', '--all']);
+    const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-A_ses-01_micanon.json'), 'utf8'));
     expect(record.outputs).toHaveLength(9);
-    for (const o of record.outputs) expect([o.input, o.method, o.status, o.brainVoxelsChanged]).toEqual([o.input, o.method, 'ok', 0]);
+    for (const o of record.outputs) expect(o.brainVoxelsChanged).toBe(0);
+    const qc = filesUnder(path.join(out, 'logs', 'qc')).map((f) => JSON.parse(readFileSync(path.join(out, 'logs', 'qc', f), 'utf8')));
+    expect(qc).toHaveLength(9);
+    const written = new Set(filesUnder(out).filter((f) => f.endsWith('.nii.gz')));
+    for (const r of qc) {
+      const name = `sub-A/ses-01/anat/${path.basename(r.input).replace(/_([A-Za-z0-9]+)\.nii\.gz$/, `_desc-${r.method}d_$1.nii.gz`)}`;
+      expect(written.has(name), `${name} ${r.status}`).toBe(r.status === 'PASS');
+      if (r.method !== 'deface' && r.checks.identity?.distance != null) expect(r.checks.identity.threshold).toBeGreaterThan(0);
+    }
+    expect(run.exitCode).toBe(qc.some((r) => r.status === 'FAILED') ? 1 : 0);
   });
 });
 
