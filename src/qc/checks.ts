@@ -2,7 +2,7 @@
  * How one QC record's checks read at a glance: the cells of a summary row, shared by the
  * participant page's overview and the group page, so both say the same thing the same way.
  */
-import { badge, html, passBadge, type Html } from './html.js';
+import { badge, faceBadge, html, passBadge, type Html } from './html.js';
 import type { QcRecord } from './records.js';
 
 export function statusBadge(record: QcRecord): Html {
@@ -34,7 +34,7 @@ export function summaryCells(record: QcRecord): Html {
   return html`<td>${statusBadge(record)}</td>
 <td class="num">${brain.pass ? '' : html`${passBadge(false)} `}${brain.value.toLocaleString('en-US')}</td>
 <td>${passBadge(checks.header.pass)}</td>
-<td>${passBadge(checks.face.pass)}</td>
+<td>${faceBadge(checks.face)}</td>
 <td class="num">${identity ?? html`<span class="muted">n/a</span>`}</td>
 <td>${registrationBadge(record)}</td>`;
 }

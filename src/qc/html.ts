@@ -62,6 +62,11 @@ export function passBadge(pass: boolean): Html {
   return pass ? badge('pass', 'PASS') : badge('fail', 'FAIL');
 }
 
+/** The face check's badge: an inconclusive pass is shown as a warning, not a green PASS. */
+export function faceBadge(face: { pass: boolean; verdict?: 'pass' | 'fail' | 'inconclusive' | undefined }): Html {
+  return face.verdict === 'inconclusive' ? badge('warn', 'INCONCLUSIVE') : passBadge(face.pass);
+}
+
 /** An image (linked to its full size) or a placeholder box when it is missing or was never made. */
 export function figure(url: string | null, caption: string, missingReason: string): Html {
   const body = url

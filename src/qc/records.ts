@@ -56,6 +56,8 @@ const checksSchema = z.looseObject({
     pass: z.boolean(),
     rule: z.string(),
     detail: z.string(),
+    /** "inconclusive" when the input shows no face the detectors trust: passes, but says so. */
+    verdict: z.enum(['pass', 'fail', 'inconclusive']).optional(),
   }),
   /** Per view: the face detectors that fired (e.g. ["hog", "cnn"]); an empty list means none. */
   face_views_input: viewMap(z.array(z.string())),

@@ -125,3 +125,13 @@ describe('writeParticipantReport', () => {
     expect(await readdir(path.dirname(out))).toContain(path.basename(out));
   });
 });
+
+describe('inconclusive face checks', () => {
+  it('shows an inconclusive face check as a warning, never as a green PASS', async () => {
+    const { faceBadge } = await import('./html.js');
+    expect(String(faceBadge({ pass: true, verdict: 'inconclusive' }))).toContain('INCONCLUSIVE');
+    expect(String(faceBadge({ pass: true, verdict: 'inconclusive' }))).not.toContain('PASS');
+    expect(String(faceBadge({ pass: true }))).toContain('PASS');
+    expect(String(faceBadge({ pass: false, verdict: 'fail' }))).toContain('FAIL');
+  });
+});

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
 import { packageVersion } from '../version.js';
 import { identityComparison, registrationBadge, statusBadge, SUMMARY_HEADERS, summaryCells } from './checks.js';
-import { anchorId, badge, figure, fileUrl, html, pageDocument, passBadge, type Html } from './html.js';
+import { anchorId, badge, faceBadge, figure, fileUrl, html, pageDocument, passBadge, type Html } from './html.js';
 import {
   compareFailedFirst,
   compareRecords,
@@ -138,7 +138,7 @@ function checksTable(record: QcRecord): Html {
       ? 'shape, affine, qform/sform, data type and scaling kept'
       : html`<ul class="diffs">${differences.map((d) => html`<li>${d}</li>`)}</ul>`
   }</td></tr>
-<tr><th>Face</th><td>${passBadge(checks.face.pass)}</td><td>${checks.face.rule}${checks.face.detail ? html`<br><span class="muted">${checks.face.detail}</span>` : ''}</td></tr>
+<tr><th>Face</th><td>${faceBadge(checks.face)}</td><td>${checks.face.rule}${checks.face.detail ? html`<br><span class="muted">${checks.face.detail}</span>` : ''}</td></tr>
 ${identityRow(record)}
 <tr><th>Registration</th><td>${registrationBadge(record)}</td><td><code>${reg.metric}</code> = ${reg.value === null ? 'n/a' : reg.value.toFixed(3)}</td></tr>
 </tbody></table>`;
