@@ -79,7 +79,7 @@ export function buildParser(): Command {
     .option('--all', 'run all three methods (same as --method deface reface warpface)')
     .option('--dilate <mm>', 'warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (micapipe: 6)', number('--dilate'), 6)
     .option('--robust', 'slower, more thorough registration search (many rotations, finer levels)')
-    .option('--nthreads <n>', 'threads for registration (ITK). Aliases: --n_cpus, --nprocs. Default: all cores', number('--nthreads'))
+    .option('--nthreads <n>', 'threads of the engine\'s numeric pools (ITK, BLAS). ANTs registrations always run on one thread, so the same input gives the same bytes at any --nthreads. Aliases: --n_cpus, --nprocs. Default: all cores', number('--nthreads'))
     .option('-w, --work-dir <dir>', 'folder for intermediate files (default: a temporary folder; use one on a mounted volume in read-only containers)')
     .option('--no-cleanup', 'keep transforms, native masks and warps in the work folder')
     .option('--t1w <path>', 'the T1w to register (reference) instead of the session\'s own run-1 T1w')
