@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { checkDataset } from '../src/bids/validate.js';
 import { sharedDataDir } from '../src/paths.js';
 import { buildOnce, runCli } from './helpers/cli.js';
 
@@ -76,6 +77,7 @@ describe('micanon example (runs anywhere)', () => {
     expect(files).toContain('sub-example.html');
     const description = JSON.parse(readFileSync(path.join(all, 'dataset_description.json'), 'utf8'));
     expect(description.DatasetType).toBe('derivative');
+    expect((await checkDataset(all)).filter((p) => p.severity === 'error')).toEqual([]);
     const record = JSON.parse(readFileSync(path.join(all, 'logs', 'sub-example_micanon.json'), 'utf8'));
     expect(record.outputs).toHaveLength(6);
     for (const o of record.outputs) expect([o.status, o.brainVoxelsChanged]).toEqual(['ok', 0]);
@@ -87,6 +89,25 @@ describe('micanon example (runs anywhere)', () => {
       // Same person given back its own face: the identity check must catch it.
       if (r.method !== 'deface' && r.input.endsWith('_T1w.nii.gz')) expect(r.status).toBe('FAILED');
     }
+  });
+
+  it('writes a shareable raw copy with --output-layout raw: same names, faces removed, nothing identifying', async () => {
+    const bids = path.join(root, 'bids');
+    const out = path.join(root, 'raw-copy');
+    const run = await runCli('micanon', [bids, out, 'participant', '--output-layout', 'raw', '--method', 'deface', '--nthreads', '2']);
+    expect(run.exitCode, run.all).toBe(0);
+    const files = filesUnder(out);
+    for (const name of ['dataset_description.json', 'participants.tsv', 'sub-example/anat/sub-example_T1w.nii.gz', 'sub-example/anat/sub-example_T2w.nii.gz']) {
+      expect(files).toContain(name);
+    }
+    // The images under their original names are the anonymized ones, not copies of the input.
+    const input = readFileSync(path.join(bids, 'sub-example/anat/sub-example_T1w.nii.gz'));
+    expect(readFileSync(path.join(out, 'sub-example/anat/sub-example_T1w.nii.gz')).equals(input)).toBe(false);
+    const sidecar = JSON.parse(readFileSync(path.join(out, 'sub-example/anat/sub-example_T1w.json'), 'utf8'));
+    expect(sidecar.PatientName).toBeUndefined();
+    expect(sidecar.DeidentificationMethodCodeSequence[0].CodeValue).toBe('113102');
+    const problems = await checkDataset(out);
+    expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
   });
 
   it('stops the engine and leaves no partial output on Ctrl-C', async () => {
