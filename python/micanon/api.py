@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import json
 import platform
 import sys
@@ -64,12 +65,20 @@ def bridged(fn: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
     return wrapper
 
 
-def _module_version(name: str) -> str | None:
+def _installed_version(module: str, distribution: str) -> str | None:
+    """The installed distribution's version if ``module`` imports, else None.
+
+    The distribution's metadata is the truth (face_recognition_models' own ``__version__`` still
+    says 0.1.0 in its 0.3.0 release); importing proves the package is usable, not just present.
+    """
     try:
-        module = importlib.import_module(name)
+        imported = importlib.import_module(module)
     except Exception:  # noqa: BLE001 - a broken install is reported, not raised
         return None
-    return str(getattr(module, "__version__", "unknown"))
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(imported, "__version__", "unknown"))
 
 
 @bridged
@@ -80,15 +89,15 @@ def versions(_request: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "executable": sys.executable,
         "packages": {
-            name: _module_version(module)
-            for name, module in [
-                ("antspyx", "ants"),
-                ("nibabel", "nibabel"),
-                ("numpy", "numpy"),
-                ("scipy", "scipy"),
-                ("pillow", "PIL"),
-                ("dlib", "dlib"),
-                ("face_recognition_models", "face_recognition_models"),
+            name: _installed_version(module, distribution)
+            for name, module, distribution in [
+                ("antspyx", "ants", "antspyx"),
+                ("nibabel", "nibabel", "nibabel"),
+                ("numpy", "numpy", "numpy"),
+                ("scipy", "scipy", "scipy"),
+                ("pillow", "PIL", "pillow"),
+                ("dlib", "dlib", "dlib-bin"),
+                ("face_recognition_models", "face_recognition_models", "face-recognition-models"),
             ]
         },
     }
