@@ -11,7 +11,7 @@ import { outputPathsFor } from '../bids/outputs.js';
 import type { RunConfig } from '../cli/config.js';
 import type { Engine } from '../engine/bridge.js';
 import { qcRepliesSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
-import { qcRecordSchema, readQcRecords, writeQcRecord } from '../qc/records.js';
+import { qcRecordSchema, readQcRecords, writeQcRecord, type QcRecord } from '../qc/records.js';
 import { writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
@@ -82,6 +82,24 @@ interface QcVerdict {
 }
 
 /**
+ * An image whose own face check is inconclusive (no face the detectors trust: thick slices,
+ * partial coverage, an angiogram) shares the reference T1w's masks and warp, so it cannot be
+ * better anonymized than the reference by the same method: if the reference's face check failed,
+ * so does this one. Mutates `record`.
+ */
+export function inheritReferenceFaceVerdict(record: QcRecord, all: readonly QcRecord[], referenceInput: string): void {
+  if (record.checks.face.verdict !== 'inconclusive' || record.input === referenceInput) return;
+  const reference = all.find((r) => r.input === referenceInput && r.method === record.method);
+  if (!reference || reference.checks.face.pass) return;
+  record.checks.face.pass = false;
+  record.checks.face.verdict = 'fail';
+  record.checks.face.detail = `${record.checks.face.detail}; the reference ${path.basename(referenceInput)} failed this check by the same method, and this image shares its masks and warp`;
+  record.status = 'FAILED';
+  record.output = null;
+  record.reason = `${record.method}: inconclusive here, and the reference T1w's ${record.method} still shows the person`;
+}
+
+/**
  * Prove every output before it lands: renders, face detection, identity, header and an
  * independent brain re-count (python/micanon/qc.py). Records go to output_dir/logs/qc, figures
  * to output_dir/sub-XX/figures; the participant report is rewritten from all records on disk.
@@ -122,8 +140,10 @@ async function checkOutputs(
     },
     qcRepliesSchema,
   );
-  for (const [index, raw] of reply.records.entries()) {
-    const record = qcRecordSchema.parse(raw);
+  const parsed = reply.records.map((raw) => qcRecordSchema.parse(raw));
+  const referenceName = path.relative(config.bidsDir, config.t1w ?? plan.reference).split(path.sep).join('/');
+  for (const [index, record] of parsed.entries()) {
+    inheritReferenceFaceVerdict(record, parsed, referenceName);
     await writeQcRecord(config.outputDir, record);
     const temp = candidates[index]!.output.temp;
     verdicts.set(temp, { status: record.status, reason: record.reason ?? null });
