@@ -88,7 +88,7 @@ export function buildParser(): Command {
     .option('--skip-bids-validation', 'skip the BIDS validator (aliases: --skip_bids_validation, --skip_bids_validator)')
     .option('--keep-field <key...>', 'keep this sidecar field that is scrubbed by default (e.g. InstitutionName)')
     .option('--drop-field <key...>', 'also remove this sidecar field')
-    .option('--qc-fail-ok', 'exit 0 even when a QC check fails (the QC record still says FAILED)')
+    .option('--qc-fail-ok', 'write outputs whose face, identity or registration check failed and exit 0 (the QC record still says FAILED); an output whose brain or header check failed is never written')
     .option('--verbose', 'more detail on the console (same as --log-level verbose)')
     .addOption(new Option('--log-level <level>', 'console log level').choices(logLevels))
     .option('--bids-exec-spec', 'print the Boutiques descriptor (bids_app_spec.json) and exit')

@@ -79,6 +79,8 @@ function rejection(record: ImageRecord): string | null {
 interface QcVerdict {
   status: 'PASS' | 'FAILED';
   reason: string | null;
+  /** Brain or header proof failed: never written, whatever --qc-fail-ok says. */
+  hard: boolean;
 }
 
 /**
@@ -144,9 +146,13 @@ async function checkOutputs(
   const referenceName = path.relative(config.bidsDir, config.t1w ?? plan.reference).split(path.sep).join('/');
   for (const [index, record] of parsed.entries()) {
     inheritReferenceFaceVerdict(record, parsed, referenceName);
+    const hard = !record.checks.brain_voxels_changed.pass || !record.checks.header.pass;
+    const item = items[index]!;
+    // --qc-fail-ok writes face/identity/registration failures anyway: the record says where.
+    if (record.status === 'FAILED' && config.qcFailOk && !hard) record.output = item.output_name;
     await writeQcRecord(config.outputDir, record);
     const temp = candidates[index]!.output.temp;
-    verdicts.set(temp, { status: record.status, reason: record.reason ?? null });
+    verdicts.set(temp, { status: record.status, reason: record.reason ?? null, hard });
     log.info(`${record.input} ${record.method}: QC ${record.status}${record.reason ? ` (${record.reason})` : ''}`);
   }
   const { records, unreadable } = await readQcRecords(config.outputDir, plan.subject);
@@ -230,7 +236,7 @@ export async function anonymizeSession(
     // An output that could not be proven is treated as failing its proof.
     const reason = `QC could not run: ${describeError(err)}`;
     log.error(`${name}: ${reason}`);
-    return new Map<string, QcVerdict>(passedEngine.map((d) => [d.output.temp, { status: 'FAILED', reason }]));
+    return new Map<string, QcVerdict>(passedEngine.map((d) => [d.output.temp, { status: 'FAILED', reason, hard: true }]));
   });
   const qcSeconds = (Date.now() - qcStarted) / 1000;
 
@@ -239,7 +245,7 @@ export async function anonymizeSession(
   for (const { output, record, why: engineWhy } of decided) {
     const qc = qcVerdicts.get(output.temp);
     const qcWhy = qc && qc.status === 'FAILED' ? `QC FAILED: ${qc.reason ?? 'see the QC report'}` : null;
-    const why = engineWhy ?? (qcWhy && !config.qcFailOk ? qcWhy : null);
+    const why = engineWhy ?? (qcWhy && (!config.qcFailOk || qc?.hard) ? qcWhy : null);
     const fields = {
       engine: record,
       brainVoxelsChanged: record && 'brain_voxels_changed' in record ? Number(record.brain_voxels_changed) : null,
