@@ -15,6 +15,9 @@ import { packageVersion } from '../version.js';
 
 const codeUrl = 'https://www.npmjs.com/package/micanon';
 
+/** Not BIDS: run logs, QC records, the QC pages and their figures (which show the input's face). */
+const bidsIgnore = 'logs/\nsub-*/figures/\n*.html\n';
+
 /** Container facts from the image's environment (set in the Dockerfile / Singularity.def). */
 function containerInfo(): { Type: string; Tag: string } | undefined {
   const type = process.env.MICANON_CONTAINER_TYPE;
@@ -77,10 +80,10 @@ export async function prepareOutputDataset(config: RunConfig): Promise<void> {
       container: containerInfo(),
       sourceRoot: config.bidsDir,
     });
-    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), 'logs/\n');
+    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), bidsIgnore);
   } else if (config.outputLayout === 'raw') {
     await copyRawDataset(config);
-    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), 'logs/\n');
+    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), bidsIgnore);
   }
 }
 
