@@ -80,12 +80,21 @@ export async function readLabelFile(file: string, prefix: 'sub' | 'ses'): Promis
   } catch (err) {
     throw new BidsError('BIDS_LABEL_FILE_UNREADABLE', `cannot read label file ${file}`, { path: file, cause: err });
   }
-  const labels = text
+  return normaliseLabels(labelsInText(text), prefix);
+}
+
+/** The labels a label file lists: one per line (whitespace or commas also separate), `#` comments. */
+export function labelsInText(text: string): string[] {
+  return text
     .split(/\r?\n/)
     .map((line) => line.replace(/#.*/, ''))
     .flatMap((line) => line.split(/[\s,]+/))
     .filter(Boolean);
-  return normaliseLabels(labels, prefix);
+}
+
+/** True when `value` (with or without its prefix) is not a label, so it may name a label file. */
+export function isLabelLike(value: string, prefix: 'sub' | 'ses'): boolean {
+  return LABEL_RE.test(value.trim().replace(new RegExp(`^${prefix}-`), ''));
 }
 
 /**
@@ -96,8 +105,7 @@ export async function readLabelFile(file: string, prefix: 'sub' | 'ses'): Promis
 export async function expandLabelArgs(values: readonly string[], prefix: 'sub' | 'ses'): Promise<string[]> {
   const labels: string[] = [];
   for (const value of values) {
-    const bare = value.trim().replace(new RegExp(`^${prefix}-`), '');
-    if (!LABEL_RE.test(bare) && (await isFile(value))) labels.push(...(await readLabelFile(value, prefix)));
+    if (!isLabelLike(value, prefix) && (await isFile(value))) labels.push(...(await readLabelFile(value, prefix)));
     else labels.push(value);
   }
   return normaliseLabels(labels, prefix);

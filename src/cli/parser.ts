@@ -3,9 +3,10 @@
  * This module only builds and runs the parser (commander) and validates the result (zod);
  * it never touches the dataset.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
+import { isLabelLike, labelsInText } from '../bids/discover.js';
 import { MicanonError } from '../errors.js';
 import { packageVersion } from '../version.js';
 import { logLevels, outputLayouts, runConfigSchema, type RunConfig } from './config.js';
@@ -34,21 +35,23 @@ export function normaliseArgv(argv: readonly string[]): string[] {
   });
 }
 
-/** A label argument may name a file with one label per line (as fMRIPrep accepts). */
-export function expandLabels(values: string[] | undefined): string[] | null {
+/**
+ * A label argument that is not a label but names a file is a label file, one label per line
+ * (as fMRIPrep accepts); the same rule and format as src/bids/discover.ts expandLabelArgs, read
+ * synchronously here because parsing is.
+ */
+export function expandLabels(values: string[] | undefined, prefix: 'sub' | 'ses'): string[] | null {
   if (!values || values.length === 0) return null;
   const labels: string[] = [];
   for (const value of values) {
-    if (/[/\\]|\.(txt|tsv|list)$/.test(value)) {
-      let text: string;
-      try {
-        text = readFileSync(value, 'utf8');
-      } catch {
-        throw new MicanonError('INPUT_MISSING', `label file ${value} cannot be read`);
-      }
-      labels.push(...text.split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0] ?? '').filter((l) => l && !l.startsWith('#')));
-    } else {
+    if (isLabelLike(value, prefix) || !statSync(value, { throwIfNoEntry: false })?.isFile()) {
       labels.push(value);
+      continue;
+    }
+    try {
+      labels.push(...labelsInText(readFileSync(value, 'utf8')));
+    } catch {
+      throw new MicanonError('INPUT_MISSING', `label file ${value} cannot be read`);
     }
   }
   return labels;
@@ -154,8 +157,8 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     bidsDir,
     outputDir,
     analysisLevel,
-    participantLabels: expandLabels(opts.participantLabel),
-    sessionLabels: expandLabels(opts.sessionLabel),
+    participantLabels: expandLabels(opts.participantLabel, 'sub'),
+    sessionLabels: expandLabels(opts.sessionLabel, 'ses'),
     methods: opts.all ? ['deface', 'reface', 'warpface'] : opts.method,
     dilate: opts.dilate,
     robust: opts.robust ?? false,
