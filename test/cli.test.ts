@@ -1,8 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
 import { buildOnce, runCli } from './helpers/cli.js';
+import { writeTinyNifti } from './helpers/nifti.js';
 
 const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
 
@@ -63,5 +65,38 @@ describe('micapipe_anonymize command line', () => {
     const run = await runCli('micapipe_anonymize', ['-sub', '01', '-out', '/tmp/x', '-bids', '/tmp/y']);
     expect(run.exitCode).toBe(64);
     expect(run.stderr).toMatch(/method is missing/);
+  });
+});
+
+describe('a failing engine call', () => {
+  async function enginePids(): Promise<string[]> {
+    const found = await execa('pgrep', ['-f', 'pythonia/interface.py'], { reject: false });
+    return found.stdout.split('\n').filter(Boolean).sort();
+  }
+
+  it('ends the run with one clear line, exit 65, and no Python left running', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'micanon-badatlas-'));
+    const bids = path.join(root, 'bids');
+    mkdirSync(path.join(bids, 'sub-01', 'anat'), { recursive: true });
+    writeFileSync(path.join(bids, 'dataset_description.json'), JSON.stringify({ Name: 'tiny', BIDSVersion: '1.10.0' }));
+    writeTinyNifti(path.join(bids, 'sub-01', 'anat', 'sub-01_T1w.nii.gz'), {
+      shape: [8, 8, 8],
+      sform: [
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+        [0, 0, 1, 0],
+      ],
+      data: new Int16Array(512).fill(100),
+    });
+    const emptyAtlas = path.join(root, 'atlas');
+    mkdirSync(emptyAtlas);
+    const before = await enginePids();
+    const run = await runCli('micanon', [bids, path.join(root, 'out'), 'participant', '--atlas', emptyAtlas]);
+    expect(run.exitCode, run.all).toBe(65);
+    const errors = run.stderr.split('\n').filter((line) => line.includes('ERROR'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain(emptyAtlas);
+    expect(errors[0]).not.toContain('Traceback');
+    expect(await enginePids()).toEqual(before);
   });
 });

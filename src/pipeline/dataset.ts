@@ -56,7 +56,9 @@ export async function runDataset(config: RunConfig): Promise<number> {
   const timings = new Map<string, Record<string, number>>();
   try {
     await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
-      throw new MicanonError('ATLAS_INVALID', `atlas ${config.atlas}: ${(err as Error).message}`);
+      // The engine's message already names the atlas file and what is wrong with it.
+      const message = (err as Error).message;
+      throw new MicanonError('ATLAS_INVALID', message.includes(config.atlas) ? message : `atlas ${config.atlas}: ${message}`);
     });
     for (const [index, plan] of plans.entries()) {
       log.info(`[${index + 1}/${plans.length}] ${sessionName(plan)}`);
