@@ -89,6 +89,12 @@ describe('micanon example (runs anywhere)', () => {
       // Same person given back its own face: the identity check must catch it.
       if (r.method !== 'deface' && r.input.endsWith('_T1w.nii.gz')) expect(r.status).toBe('FAILED');
     }
+    // The group level gathers every participant's records into one summary and one QC page.
+    const group = await runCli('micanon', [bids, all, 'group']);
+    expect(group.exitCode, group.all).toBe(0);
+    expect(readFileSync(path.join(all, 'logs', 'group_summary.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
+    expect(readFileSync(path.join(all, 'logs', 'group_qc.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
+    expect(readFileSync(path.join(all, 'group_qc.html'), 'utf8')).toContain('sub-example');
   });
 
   it('writes a shareable raw copy with --output-layout raw: same names, faces removed, nothing identifying', async () => {
