@@ -5,6 +5,7 @@ Nothing here is part of the engine; bench/profile.py and bench/reference.py impo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -116,3 +117,14 @@ def set_threads(threads: int) -> None:
     """Thread counts for ITK and BLAS, before ANTs or numpy do any work."""
     for var in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+
+
+def session_parser(description: str) -> argparse.ArgumentParser:
+    """The options every bench script shares: which session, which atlas, threads, JSON output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--bids", required=True)
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--atlas", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json")
+    return parser

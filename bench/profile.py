@@ -10,7 +10,6 @@ run yet. Prints or writes JSON: {"stages": {name: seconds}, "session_seconds", "
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Stages, cpu_seconds, peak_rss_mb, session_images, set_threads, short_name, versions, write_json  # noqa: E402
+from common import Stages, cpu_seconds, peak_rss_mb, session_images, session_parser, set_threads, short_name, versions, write_json  # noqa: E402
 
 
 def instrument(stages: Stages, output_paths: set[str]) -> None:
@@ -84,14 +83,9 @@ def qc_projection(records: list[dict], stages: Stages) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bids", required=True)
-    parser.add_argument("--subject", required=True)
-    parser.add_argument("--atlas", required=True)
+    parser = session_parser(__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["deface", "reface", "warpface"])
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-qc", action="store_true", help="skip the projected QC step")
-    parser.add_argument("--json")
     args = parser.parse_args(argv)
     set_threads(args.threads)
 

@@ -24,7 +24,6 @@ covers every anat image); we skip that self-registration.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Stages, cpu_seconds, peak_rss_mb, session_images, set_threads, short_name, versions, write_json  # noqa: E402
+from common import Stages, cpu_seconds, peak_rss_mb, session_images, session_parser, set_threads, short_name, versions, write_json  # noqa: E402
 
 METHODS = ("deface", "reface", "warpface")
 DILATE_VOXELS = 6  # micapipe's -dilate default (3dmask_tool -dilate_input 6)
@@ -151,13 +150,8 @@ def per_method(stages: dict[str, float], names: list[str]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bids", required=True)
-    parser.add_argument("--subject", required=True)
-    parser.add_argument("--atlas", required=True)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = session_parser(__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     start = time.perf_counter()
