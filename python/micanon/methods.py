@@ -17,17 +17,19 @@ import numpy as np
 from scipy import ndimage
 
 from micanon.register import coarse_grid, reproducible_ants, resample, to_ants, zooms_of
+from micanon.render import pick_skin_threshold
 
 # Voxels this far (mm) around the atlas face ROI, outside the head, are replaced by reface
 # too: the person's nose or chin may stick out beyond the atlas face, into atlas "air".
 FACE_ZONE_MM = 20.0
 # Grid of the warpface registration: the face needs no finer detail to stop being the person's.
 WARP_GRID_MM = 2.0
-# SyN settings of warpface (levels at 8, 4, 2 mm on the 2 mm box). Chosen on person A so the
-# warped face leaves the identity threshold of micanon.face while staying smooth.
+# SyN settings of warpface (levels at 8, 4, 2 mm on the 2 mm box). Tried on person A against
+# the closed-skin reface target: MI with a 1.0 step moves the face up to ~12 mm and stays smooth
+# in 11 s; CC (65 s) and mean squares (21 s, 24 mm, torn eyelids) moved the identity no further.
 WARP_METRIC = ("mattes", 32)
-WARP_ITERATIONS = (100, 70, 40)
-WARP_GRAD_STEP = 0.5
+WARP_ITERATIONS = (150, 100, 50)
+WARP_GRAD_STEP = 1.0
 WARP_FLOW_SIGMA = 3.0
 # The warp fades from 0 at the dilated brain_neck boundary to full strength over this distance,
 # so the face does not tear away from the scalp it joins.
@@ -35,6 +37,13 @@ WARP_TAPER_MM = 6.0
 # reface blends the atlas face in over this distance from the replaced zone's edge; only
 # scalp-level tissue at the ROI border is mixed, never the eyes, nose or mouth.
 REFACE_FEATHER_MM = 4.0
+# The atlas face is an average: its eyelids and nostril rims are too thin and blurred to hold a
+# skin surface, and pasted as they are they show as empty sockets. Gaps in its skin up to twice
+# this size (mm) are closed, and the outer SKIN_SHELL_MM of the closed face are lifted to skin level.
+CLOSE_FACE_MM = 10.0
+SKIN_SHELL_MM = 5.0
+# Fewer air or tissue voxels than this in the face ROI: match the intensities in one class.
+MIN_CLASS_SAMPLES = 100
 # brain_neck is pulled only this far around the face zone; beyond, everything counts as kept.
 BRAIN_NECK_MARGIN_MM = 40.0
 # Face-ROI voxels of a thick slice count as face when at least this fraction of the voxel is face.
@@ -51,6 +60,7 @@ class AtlasImages:
     """
 
     template: np.ndarray
+    skin: float
     face_roi: np.ndarray
     brain: np.ndarray
     brain_neck: np.ndarray
@@ -62,12 +72,18 @@ class AtlasImages:
 
 
 def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasImages:
-    """Bundle atlas arrays (atlas grid) and derive the reface zone, the head mask and the boxes."""
+    """Bundle atlas arrays (atlas grid) and derive the reface zone, the head mask and the boxes.
+
+    The atlas face gets a closed skin surface (:func:`close_face_skin`), so pasted it reads as a
+    face with closed eyes, not as sockets.
+    """
     face_roi = np.asarray(face_roi) > 0
     brain_neck = np.asarray(brain_neck) > 0
     zooms = zooms_of(affine)
     grown = dilate_mm(face_roi, zooms, FACE_ZONE_MM)
-    face = np.asarray(face, np.float32)
+    template = np.asarray(template, np.float32)
+    skin = pick_skin_threshold(template, tuple(float(z) for z in zooms)).value
+    face = close_face_skin(template, np.asarray(face, np.float32), zooms, skin)
     head = brain_neck | (face_roi & (face > 0))
     brain = np.asarray(brain) > 0
     face_zone = grown & ~brain_neck
@@ -78,10 +94,39 @@ def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasIm
     lo, hi = boxes["face_zone"]
     boxes["brain_neck"] = (np.maximum(lo - margin, 0), np.minimum(hi + margin, face_roi.shape))
     return AtlasImages(
-        template=np.asarray(template, np.float32), face_roi=face_roi, brain=brain,
+        template=template, skin=skin, face_roi=face_roi, brain=brain,
         brain_neck=brain_neck, face=face, face_zone=face_zone,
         head=head, affine=np.asarray(affine, float), boxes=boxes,
     )
+
+
+def close_face_skin(template: np.ndarray, face: np.ndarray, zooms, skin: float) -> np.ndarray:
+    """The atlas face (atlas grid) with a closed skin: gaps shut, the outer shell at skin level.
+
+    The template's skin (above ``skin``, opened once to drop the average's ringing lines in the
+    air) is closed by ``CLOSE_FACE_MM``; face voxels within ``SKIN_SHELL_MM`` under that closed
+    surface and darker than the template's median skin are raised to it. Deeper voxels (the
+    eyeballs behind the lids, the sinuses) keep their values. Only the face's bounding box plus
+    a margin is processed.
+    """
+    out = face.copy()
+    if not (face > 0).any():
+        return out
+    zooms = np.asarray(zooms, float)
+    lo, hi = _bounding_box(face > 0)
+    pad = np.ceil((CLOSE_FACE_MM + 2) / zooms).astype(int)
+    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face.shape)))
+    tissue = ndimage.binary_opening(template[box] > skin)
+    far_outside = ndimage.distance_transform_edt(~tissue, sampling=zooms) > CLOSE_FACE_MM
+    # >= (not >): a voxel exactly CLOSE_FACE_MM from the far air is on the closed surface
+    closed = (ndimage.distance_transform_edt(~far_outside, sampling=zooms) >= CLOSE_FACE_MM) | tissue
+    depth = ndimage.distance_transform_edt(closed, sampling=zooms)
+    shell = closed & (depth <= SKIN_SHELL_MM)
+    level = float(np.median(template[box][tissue & shell]))
+    sub = out[box]
+    lift = shell & (sub > 0) & (sub < level)
+    sub[lift] = level
+    return out
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +151,7 @@ class NativeMasks:
     face_zone: np.ndarray | None
     face: np.ndarray | None
     guard_overlap: int
+    atlas_skin: float | None = None
 
 
 def dilate_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
@@ -212,7 +258,7 @@ def pull_masks(
         face = pull_fraction(atlas.face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
     return NativeMasks(
         face_roi=face_roi, brain_guard=guard, brain_neck=brain_neck, face_zone=zone,
-        face=face, guard_overlap=int(overlap.sum()),
+        face=face, guard_overlap=int(overlap.sum()), atlas_skin=atlas.skin if with_face else None,
     )
 
 
@@ -245,17 +291,33 @@ def deface(volume: np.ndarray, face_roi: np.ndarray, fill) -> np.ndarray:
 # ----------------------------------------------------------------------------- reface
 
 
-def intensity_map(atlas_values: np.ndarray, image_values: np.ndarray):
+def intensity_map(atlas_values: np.ndarray, image_values: np.ndarray, atlas_skin: float | None = None,
+                  image_skin: float | None = None):
     """Monotone map from atlas intensities to this image's, by matching quantiles.
 
-    Both samples cover the same native voxels (the face ROI), air included, so the share of
-    air and of each tissue is alike and any contrast works: a T1w gets its own skin and fat
-    levels, a TOF angiogram (static tissue dark) gets a dark face. Ties (atlas air, all 0)
-    map to the mean of the image quantiles they span. Returns a function of an array.
+    Both samples cover the same native voxels (the face ROI), air included, so any contrast
+    works: a T1w gets its own skin and fat levels, a TOF angiogram (static tissue dark) gets a
+    dark face. With both skin levels, air and tissue are matched apart and ``atlas_skin`` maps
+    to ``image_skin``: the atlas skin surface stays the surface even where the person's face
+    fills less (or more) of the ROI than the atlas face does; otherwise the atlas eyelids would
+    map below this image's skin level and show as holes. Ties (atlas air, all 0) map to the mean
+    of the image quantiles they span. Returns a function of an array.
     """
     q = np.linspace(0.0, 100.0, 201)
     src = np.percentile(atlas_values, q)
     dst = np.percentile(image_values, q)
+    if atlas_skin is not None and image_skin is not None:
+        classes = [
+            (atlas_values[atlas_values <= atlas_skin], image_values[image_values <= image_skin]),
+            (atlas_values[atlas_values > atlas_skin], image_values[image_values > image_skin]),
+        ]
+        if all(min(a.size, b.size) >= MIN_CLASS_SAMPLES for a, b in classes):
+            (a_air, i_air), (a_tissue, i_tissue) = classes
+            q = np.linspace(0.0, 100.0, 101)
+            src = np.concatenate([np.percentile(a_air, q), [atlas_skin], np.percentile(a_tissue, q)])
+            dst = np.concatenate([
+                np.minimum(np.percentile(i_air, q), image_skin), [image_skin], np.maximum(np.percentile(i_tissue, q), image_skin),
+            ])
     levels, which = np.unique(src, return_inverse=True)
     targets = np.bincount(which, weights=dst) / np.bincount(which)
 
@@ -283,7 +345,8 @@ def reface(volume: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
     """Real-valued volume with the face zone replaced by the atlas face in this image's intensities.
 
     Inside brain_neck (and the guard) the input is kept. In the face zone the atlas face,
-    mapped by :func:`intensity_map` (atlas face vs this image over the face ROI), fades in
+    mapped by :func:`intensity_map` (atlas face vs this image over the face ROI; air and tissue
+    apart, anchored on the atlas template's and this image's skin levels), fades in
     over ``REFACE_FEATHER_MM`` from the zone edge so the new face joins the scalp without a step.
     """
     if masks.face is None:
@@ -293,7 +356,10 @@ def reface(volume: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
     sample = masks.face_roi if masks.face_roi.sum() >= 100 else zone
     if sample.sum() < 100:  # no face in this field of view: nothing to replace
         return out
-    mapping = intensity_map(masks.face[sample], volume[sample])
+    # Air and tissue are matched apart only where this image has a skin surface at all (not a
+    # TOF angiogram, whose Otsu level splits vessels from everything else).
+    skin = pick_skin_threshold(volume, tuple(float(z) for z in zooms))
+    mapping = intensity_map(masks.face[sample], volume[sample], masks.atlas_skin, skin.value if skin.ok else None)
     weight = np.clip(distance_inside_mm(zone, zooms, REFACE_FEATHER_MM) / REFACE_FEATHER_MM, 0, 1)[zone]
     out[zone] = weight * mapping(masks.face[zone]) + (1 - weight) * out[zone]
     return out

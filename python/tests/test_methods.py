@@ -71,6 +71,38 @@ def test_intensity_map_matches_quantiles_and_is_monotone():
     assert 1800 < mapping(np.array([150.0]))[0] < 2200  # atlas median tissue -> image median tissue
 
 
+def test_intensity_map_with_skin_levels_keeps_the_atlas_skin_on_this_image_s_skin():
+    # The person's face fills less of the ROI than the atlas face (60 % vs 40 % air): plain
+    # quantile matching would send atlas skin-level tissue (110) into this image's air.
+    rng = np.random.default_rng(2)
+    atlas = np.r_[np.zeros(400), rng.uniform(100, 200, 600)]
+    image = np.r_[rng.uniform(0, 5, 600), rng.uniform(1000, 3000, 400)]
+    plain = methods.intensity_map(atlas, image)
+    anchored = methods.intensity_map(atlas, image, atlas_skin=50.0, image_skin=500.0)
+    assert plain(np.array([110.0]))[0] < 500  # the failure it fixes: a thin lid becomes air
+    assert anchored(np.array([50.0]))[0] == pytest.approx(500.0)
+    assert anchored(np.array([110.0]))[0] > 1000  # atlas tissue stays tissue
+    assert anchored(np.array([0.0]))[0] < 5
+    assert np.all(np.diff(anchored(np.linspace(0, 250, 60))) >= 0)
+    # too few tissue voxels to match apart: falls back to one class
+    few = methods.intensity_map(atlas, np.r_[np.zeros(990), np.full(10, 800.0)], atlas_skin=50.0, image_skin=400.0)
+    assert np.array_equal(few(atlas[:50]), methods.intensity_map(atlas, np.r_[np.zeros(990), np.full(10, 800.0)])(atlas[:50]))
+
+
+def test_close_face_skin_shuts_a_thin_gap_and_keeps_what_lies_deeper():
+    # A 1 mm grid "face": a solid slab of skin-level tissue (value 200) whose front has a dark
+    # 6 mm wide, 3 mm deep notch (an eyelid the average blurred away) and a dark pocket 12 mm deep.
+    template = np.zeros((40, 40, 40), np.float32)
+    template[5:35, 5:35, 5:25] = 200.0
+    template[17:23, 17:23, 22:25] = 10.0  # notch open to the air at z = 24
+    template[10:14, 10:14, 8:13] = 10.0  # pocket deep inside
+    face = template.copy()
+    out = methods.close_face_skin(template, face, (1.0, 1.0, 1.0), skin=100.0)
+    assert (out[17:23, 17:23, 22:25] == 200.0).all()  # the notch is skin again
+    assert (out[10:14, 10:14, 8:13] == 10.0).all()  # deeper than the shell: untouched
+    assert (out[face == 0] == 0).all() and (out[face == 200] == 200).all()  # air and tissue kept
+
+
 def test_pull_fraction_of_thick_slices():
     # atlas: 1 mm grid, mask = half-space z < 0; native: 4 mm slices, one centred on z = 0
     mask = np.zeros((10, 10, 40), np.uint8)
