@@ -21,6 +21,7 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const catalogue = {
   USAGE: { exit: ExitCode.usage, hint: 'usage: micanon bids_dir output_dir {participant,group} [options]; see micanon --help' },
+  QC_USAGE: { exit: ExitCode.usage, hint: 'usage: micanon qc IMAGE [--original ORIGINAL] [--method deface|reface|warpface] [--out DIR]; see micanon qc --help' },
   UNKNOWN_ANALYSIS_LEVEL: { exit: ExitCode.unknownAnalysisLevel, hint: 'use "participant" or "group"' },
   BIDS_INVALID: { exit: ExitCode.validationFailed, hint: 'fix the dataset or pass --skip-bids-validation' },
   BIDS_ROOT_MISSING: { exit: ExitCode.inputMissing, hint: 'check the bids_dir path exists and is readable' },
@@ -43,6 +44,7 @@ export const catalogue = {
   ENGINE_FAILED: { exit: ExitCode.failure, hint: 'rerun with --log-level debug for the Python traceback' },
   ATLAS_INVALID: { exit: ExitCode.badData, hint: 'rebuild it with `npm run setup` or fix the folder given to --atlas' },
   QC_FAILED: { exit: ExitCode.failure, hint: 'open the QC report; the output was not written' },
+  QC_IMAGE_FAILED: { exit: ExitCode.failure, hint: 'the image fails a check: see the verdict above, and the page written with --out' },
   INTERRUPTED: { exit: ExitCode.interrupted, hint: 'nothing partial was kept' },
 } as const;
 export type ErrorCode = keyof typeof catalogue;

@@ -217,3 +217,29 @@ def qc_outputs(request: dict[str, Any]) -> dict[str, Any]:
     from micanon.qc import QcRequest, check_outputs
 
     return check_outputs(QcRequest.from_json(request))
+
+
+@bridged
+def qc_image(request: dict[str, Any]) -> dict[str, Any]:
+    """QC one image anonymized by any tool (``micanon qc``), against its original when given.
+
+    Request: image, original (or null), method, atlas (folder), output_dir, figures_dir (inside
+    output_dir), subject, session (labels naming the record); images in their own scanner space.
+    Writes the figures and returns the QC record (see micanon.standalone.check_image).
+    """
+    from micanon.atlas.load import load_atlas
+    from micanon.standalone import check_image
+
+    progress: list[str] = []
+    record = check_image(
+        request["image"],
+        request.get("original"),
+        request["method"],
+        load_atlas(request["atlas"]),
+        output_dir=request["output_dir"],
+        figures_dir=request["figures_dir"],
+        subject=request["subject"],
+        session=request.get("session"),
+        log=progress.append,
+    )
+    return {"record": record, "log": progress}

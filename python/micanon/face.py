@@ -26,7 +26,8 @@ import numpy as np
 # different head lies above it. dlib's own 0.6 rule is for photographs and far too loose here.
 IDENTITY_THRESHOLD = 0.42
 # Distances depend on the renderer as well as on the network; bump when either changes.
-MODEL_VERSION = "dlib_face_recognition_resnet_model_v1+shape_predictor_5+micanon-render-1"
+# "paired-1": the output is also described inside the input's face box (see qc._identity_check).
+MODEL_VERSION = "dlib_face_recognition_resnet_model_v1+shape_predictor_5+micanon-render-1+paired-1"
 
 DETECTORS = ("hog", "cnn")
 # "No face after deface" is judged by the CNN detector only: HOG fires (scores up to ~1.1) on
@@ -118,6 +119,23 @@ def descriptor(view_image: np.ndarray, detection: Detection) -> np.ndarray:
     shape = _landmarks()(grey, dlib.rectangle(left, top, right, bottom))
     rgb = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
     return np.asarray(_recogniser().compute_face_descriptor(rgb, shape), dtype=np.float64)
+
+
+def paired_distance(reference_descriptor: np.ndarray, other: np.ndarray, box: Detection,
+                    other_detections: list[Detection]) -> tuple[float, str]:
+    """Identity distance of the view ``other`` to a reference face, and which box decided it.
+
+    ``reference_descriptor`` is the reference's face in ``box``. Both images are renders of the same camera view of heads on the same frame (an input and
+    its anonymized output; or a copy registered to it), so the reference's face ``box`` frames
+    the other's face too. The other head is described inside that box and inside its own best
+    detection, if any; the smaller distance counts. A face the detectors no longer find is
+    still compared, so "no face found" can never pass as "not the same person".
+    """
+    candidates = [(float(np.linalg.norm(descriptor(other, box) - reference_descriptor)), "input box")]
+    own = _best(other_detections)
+    if own is not None:
+        candidates.append((float(np.linalg.norm(descriptor(other, own) - reference_descriptor)), f"own {own.detector} box"))
+    return min(candidates)
 
 
 def _best(detections: list[Detection]) -> Detection | None:

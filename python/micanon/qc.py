@@ -299,9 +299,13 @@ class _Head:
         the CNN only runs where HOG finds nothing.
         """
         if view not in self._descriptors:
-            best = (self.detections(view, "hog") or self.detections(view, "cnn") or [None])[0]
+            best = self.best(view)
             self._descriptors[view] = None if best is None else face.descriptor(self.renders.views[view], best)
         return self._descriptors[view]
+
+    def best(self, view: str) -> face.Detection | None:
+        """The face box the descriptor uses in one view: best HOG, else best CNN (None: no face)."""
+        return (self.detections(view, "hog") or self.detections(view, "cnn") or [None])[0]
 
 
 def _cnn_on_shrunk(image: np.ndarray) -> list[face.Detection]:
@@ -352,11 +356,12 @@ def _deface_check(before: _Head, after: _Head | None, unseen: str = "") -> dict[
 def _identity_check(before: _Head, after: _Head | None, unseen: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
     """The reface/warpface face check and the identity record: (face, identity).
 
-    Descriptors are compared in the views where the input shows a face (other views cannot
-    change the minimum); the output is searched by HOG in every view (cheap, shown in the
-    report) and by the CNN only in those views where HOG finds nothing.
+    Descriptors are compared in every view where the input shows a face (other views cannot
+    change the minimum), the output's inside the input's box and inside its own best box (the
+    nearer counts); the output is searched by HOG in every view (cheap, shown in the report)
+    and by the CNN only in those views where HOG finds nothing.
     """
-    rule = "identity distance above threshold in every view with a face in both (not the same person)"
+    rule = "identity distance above threshold in every view where the input shows a face (not the same person)"
     if after is None:
         identity = {
             "distance": None, "threshold": face.IDENTITY_THRESHOLD, "model": face.MODEL_VERSION, "per_view": {}, "views_compared": 0,
@@ -365,20 +370,30 @@ def _identity_check(before: _Head, after: _Head | None, unseen: str = "") -> tup
     for view in after.renders.views:
         after.detections(view, "hog")
     mine = {v: d for v in before.renders.views if (d := before.descriptor(v)) is not None}
-    result = face.identity_distance(mine, {v: after.descriptor(v) for v in mine})
+    # Input and output are rendered from one camera on one head frame, so the input's face box
+    # frames the output's face as well: every view with an input face is compared, whether or not
+    # a detector still finds the output's face (face.paired_distance).
+    per_view: dict[str, float] = {}
+    boxes: dict[str, str] = {}
+    for view, described in mine.items():
+        per_view[view], boxes[view] = face.paired_distance(
+            described, after.renders.views[view], before.best(view),
+            after.detections(view, "hog") or after.detections(view, "cnn"),
+        )
+    threshold = face.IDENTITY_THRESHOLD
     identity = {
-        "distance": result["distance"],
-        "threshold": result["threshold"],
-        "model": result["model_version"],
-        "per_view": {_name(v): d for v, d in result["per_view"].items()},
-        "views_compared": result["views_compared"],
+        "distance": min(per_view.values()) if per_view else None,
+        "threshold": threshold,
+        "model": face.MODEL_VERSION,
+        "per_view": {_name(v): d for v, d in sorted(per_view.items())},
+        "views_compared": len(per_view),
+        "boxes": {_name(v): b for v, b in sorted(boxes.items())},
     }
-    if result["distance"] is None:
-        detail = f"input face in {_views(mine)}; output face in none of them" if mine else "the input shows no face in any view"
-        return _face("inconclusive", f"inconclusive: {rule}; no view shows a face in both input and output", detail), identity
-    compared = [v for v, d in result["per_view"].items() if d is not None]
-    closest = min(compared, key=lambda v: result["per_view"][v])
-    distance, threshold = result["distance"], result["threshold"]
+    if not per_view:
+        return _face("inconclusive", f"inconclusive: {rule}; the input shows no face in any view", "nothing to compare"), identity
+    compared = list(per_view)
+    closest = min(compared, key=lambda v: per_view[v])
+    distance = per_view[closest]
     if distance <= threshold:
         detail = f"distance {distance:.3f} <= {threshold:.3f} in {_views([closest])}: the output face still matches the input's"
         return _face("fail", rule, detail), identity
@@ -453,9 +468,11 @@ def _mask_centre(mask: np.ndarray, affine: np.ndarray, planes: _Planes, default:
 
 
 @dataclass
-class _Input:
-    """An input's head, its slice planes and the figures written for it (paths relative to output_dir).
+class SeenImage:
+    """An image as QC sees an input: its head, its slice planes and the figures written for it
+    (paths as the ``figure`` callback returned them, relative to output_dir).
 
+    ``views`` maps record view names to figures, ``slices`` holds ``input_sagittal``;
     ``overlays`` holds the mask figures per (brain guard, face ROI) pair of files.
     """
 
@@ -466,13 +483,43 @@ class _Input:
     slices: dict[str, str]
     overlays: dict[tuple, dict[str, str]] = field(default_factory=dict)
 
+    def face_views(self) -> dict[str, list[str]]:
+        """Record view name -> detectors that fired (every view searched by every detector)."""
+        return self.head.fired()
+
+    @property
+    def surface(self) -> tuple[bool, str]:
+        """(whether a head surface was found, why not when it was not)."""
+        return self.head.has_surface, self.head.renders.skin.reason
+
+
+def see_image(path: Path, head_affine: np.ndarray | None, figure, prefix: str) -> SeenImage:
+    """Read one image, render it and search every view with every face detector, as QC does
+    for an input; save its views and mid-sagittal slice through ``figure(name, picture) -> path``
+    as ``<prefix>_<view>`` and ``<prefix>_sagittal``.
+
+    The image is in its own scanner space; ``head_affine`` (scanner RAS -> atlas RAS) turns the
+    renders upright (None: seen in the scanner frame).
+    """
+    head = _Head(read_image(path), head_affine)
+    # Every view is searched by both detectors: the deface check needs the CNN everywhere, the
+    # identity check HOG first, and the report shows both.
+    for view in head.renders.views:
+        for detector in face.DETECTORS:
+            head.detections(view, detector)
+    views = {_name(v): figure(f"{prefix}_{_name(v)}", im) for v, im in head.renders.views.items()}
+    planes = _planes(head, head_affine)
+    sagittal = _grey(planes, _slice(planes, head, np.asarray(head.nifti.dataobj), 1, "sagittal"))
+    slices = {"input_sagittal": figure(f"{prefix}_sagittal", sagittal)}
+    return SeenImage(head, planes, sagittal, views, slices)
+
 
 class _Run:
     """One qc_outputs call: inputs and masks are read once and shared by every item naming them."""
 
     def __init__(self, request: QcRequest):
         self.request = request
-        self.inputs: dict[Path, _Input] = {}
+        self.inputs: dict[Path, SeenImage] = {}
         self.masks: dict[Path, np.ndarray] = {}
         self.prefixes: set[str] = set()
 
@@ -495,22 +542,12 @@ class _Run:
             self.masks[path] = _native_mask(path, on, role)
         return self.masks[path]
 
-    def input_of(self, item: QcItem, stem: str) -> _Input:
+    def input_of(self, item: QcItem, stem: str) -> SeenImage:
         if item.input not in self.inputs:
-            head = _Head(read_image(item.input), item.head_affine)
-            # Every input view is searched by both detectors: the deface check needs the CNN
-            # everywhere, the identity check HOG first, and the report shows both.
-            for view in head.renders.views:
-                for detector in face.DETECTORS:
-                    head.detections(view, detector)
-            views = {_name(v): self.figure(f"{stem}_input_{_name(v)}", im) for v, im in head.renders.views.items()}
-            planes = _planes(head, item.head_affine)
-            sagittal = _grey(planes, _slice(planes, head, np.asarray(head.nifti.dataobj), 1, "sagittal"))
-            slices = {"input_sagittal": self.figure(f"{stem}_input_sagittal", sagittal)}
-            self.inputs[item.input] = _Input(head, planes, sagittal, views, slices)
+            self.inputs[item.input] = see_image(item.input, item.head_affine, self.figure, f"{stem}_input")
         return self.inputs[item.input]
 
-    def overlays(self, source: _Input, item: QcItem, stem: str) -> dict[str, str]:
+    def overlays(self, source: SeenImage, item: QcItem, stem: str) -> dict[str, str]:
         """masks_overlay and registration_overlay of an input, once per pair of mask files."""
         key = (item.brain_guard, item.face_roi)
         if key not in source.overlays:

@@ -20,7 +20,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from conftest import face_roi_of, grid_points, make_subject, person_a_anat, real_atlas
-from micanon import api, face
+from micanon import api, face, qc
 from micanon.io import read_image, write_like
 
 SUBJECT, SESSION = "01", "01"
@@ -374,3 +374,18 @@ def test_person_a_t1w_and_angiogram_give_valid_records(tmp_path):
     assert angio_record["status"] == "PASS" and angio_record["checks"]["face"]["verdict"] == "inconclusive"
     assert "no head surface" in angio_record["checks"]["face"]["detail"]
     assert angio_record["renders"]["input"] == {} and angio_record["checks"]["identity"]["distance"] is None
+
+
+def test_an_output_face_the_detectors_no_longer_find_is_still_compared(average_head):
+    """The identity rule cannot be passed by hiding the face from the detectors: every view with
+    an input face is compared inside the input's box, found or not in the output."""
+    before = qc._Head(average_head["stored"], None)
+    after = qc._Head(average_head["stored"], None)
+    for view in after.renders.views:  # the same head, but pretend no detector finds its face
+        for detector in face.DETECTORS:
+            after._found[(view, detector)] = []
+    check, identity = qc._identity_check(before, after)
+    assert identity["views_compared"] >= 3
+    assert set(identity["boxes"].values()) == {"input box"}
+    assert identity["distance"] == pytest.approx(0.0, abs=1e-6)
+    assert check["verdict"] == "fail"

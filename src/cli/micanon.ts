@@ -3,6 +3,8 @@
  *   micanon bids_dir output_dir {participant,group} [options]
  *   micanon doctor            what is installed, what is missing
  *   micanon example [dir]     run on the built-in example dataset
+ *   micanon qc IMAGE [--original ORIGINAL] [--method m] [--out DIR]
+ *                             check an image anonymized by any tool (see src/cli/qc.ts)
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,12 +14,14 @@ import { runDataset } from '../pipeline/dataset.js';
 import { runDoctor } from './doctor.js';
 import { runExample } from './example.js';
 import { parseBidsAppArgs } from './parser.js';
+import { runQc } from './qc.js';
 import { runCommand } from './run.js';
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === 'doctor') return runDoctor({ atlas: rest[0] });
   if (first === 'example') return runExample(rest);
+  if (first === 'qc') return runQc(rest);
   const outcome = parseBidsAppArgs(argv);
   if (outcome.kind === 'spec') {
     process.stdout.write(readFileSync(path.join(packageRoot, 'bids_app_spec.json'), 'utf8'));

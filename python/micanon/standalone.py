@@ -1,0 +1,226 @@
+"""Standalone QC: check one image anonymized by any tool (pydeface, AFNI refacer, mri_reface,
+micanon), alone or against its original, with the pipeline's own checks and rules.
+
+Spaces. IMAGE and ORIGINAL are each in their own scanner space (RAS mm); an anonymized image is
+expected on its original's voxel grid (a tool that resampled it fails the header check, and its
+brain voxels cannot be compared one to one). The atlas is registered to the ORIGINAL (to the
+IMAGE when there is no original) exactly as the pipeline registers a session's T1w
+(:func:`micanon.register.register_to_atlas`); the brain guard and face ROI are pulled onto the
+original's grid as the pipeline pulls them (:func:`micanon.methods.pull_masks`, guard grown by
+:data:`micanon.guard.GUARD_MM`); renders are turned upright by that same scanner -> atlas affine.
+
+With an original, the record is the pipeline's QC record (:func:`micanon.qc.check_outputs`, one
+item), so the checks are the same code and the same numbers. Without one, only what one image
+can show is checked (its faces and its registration); brain, header and identity are recorded as
+``{"verdict": "not_checked", "pass": None}``, never as passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import nibabel as nib
+import numpy as np
+
+from micanon import face, guard, qc, render
+from micanon.atlas.load import Atlas
+from micanon.io import StoredImage, read_image
+from micanon.methods import pull_masks
+from micanon.register import AtlasRegistration, register_to_atlas
+from micanon.session import load_atlas_images
+
+NO_ORIGINAL = "not checked: no --original"
+DEFACE_ALONE_RULE = "no face found by the CNN detector in any view of the image"
+# Why a no-face verdict on one image is weaker than with its original (docs/qc-calibration.md).
+CNN_CAVEAT = "the CNN also misses some intact faces (e.g. a field of view ending below the nose): give --original to know it saw one before"
+
+
+def check_image(
+    image: str | os.PathLike[str],
+    original: str | os.PathLike[str] | None,
+    method: str,
+    atlas: Atlas,
+    *,
+    output_dir: str | os.PathLike[str],
+    figures_dir: str | os.PathLike[str],
+    subject: str,
+    session: str | None,
+    seed: int = 1,
+    log: Callable[[str], None] = lambda msg: None,
+) -> dict[str, Any]:
+    """QC one anonymized image (its own scanner space), against its original when given.
+
+    Figures are written under ``figures_dir`` (inside ``output_dir``). Returns the QC record:
+    with an original, the pipeline's record (src/qc/records.ts validates it) with a
+    ``standalone`` block added; without one, the same keys with the checks one image cannot
+    answer marked not checked. ``status`` is PASS when every check that ran passed.
+    """
+    if method not in qc.METHODS:
+        raise ValueError(f"method must be one of {', '.join(qc.METHODS)}, got {method!r}")
+    image, output_dir, figures_dir = Path(image).absolute(), Path(output_dir).absolute(), Path(figures_dir).absolute()
+    original = None if original is None else Path(original).absolute()
+    start = time.perf_counter()
+    # Both files are read before the registration, so a bad one is named at once.
+    image_stored = read_image(image)
+    reference = read_image(original) if original is not None else image_stored
+    with tempfile.TemporaryDirectory(prefix="micanon-qc-") as work:
+        log(f"registering {Path(reference.path).name} to the atlas")
+        fit = _register(reference, atlas, seed=seed, work_dir=work)
+        registered = time.perf_counter()
+        registration = qc.Registration(fit.quality.metric, round(float(fit.quality.value), 4), fit.quality.flag)
+        if original is None:
+            record = _check_alone(image, method, fit.native_to_atlas, registration, output_dir, figures_dir, subject, session)
+        else:
+            record = _check_pair(image, image_stored, original, reference, method, atlas, fit, registration,
+                                 output_dir, figures_dir, subject, session, work)
+    record["standalone"] = {
+        "image": str(image),
+        "original": None if original is None else str(original),
+        "atlas": str(Path(atlas.template).parent),
+        "registered": Path(reference.path).name,
+        "seconds": {"registration": round(registered - start, 2), "checks": round(time.perf_counter() - registered, 2)},
+    }
+    return record
+
+
+def _register(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: str) -> AtlasRegistration:
+    """The pipeline's T1w -> atlas affine of ``reference`` (scanner RAS -> atlas RAS)."""
+    images = load_atlas_images(atlas)
+    try:
+        return register_to_atlas(
+            reference.real(0), reference.affine, images.template, images.affine, images.head, seed=seed, work_dir=work_dir,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"{reference.path}: registration to the atlas failed ({' '.join(str(exc).split())})") from exc
+
+
+# ----------------------------------------------------------------------------- with an original
+
+
+def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: StoredImage, method: str, atlas: Atlas,
+                fit: AtlasRegistration, registration: qc.Registration, output_dir: Path, figures_dir: Path,
+                subject: str, session: str | None, work: str) -> dict[str, Any]:
+    """The pipeline's QC record of IMAGE as the ``method`` output of ORIGINAL."""
+    masks = pull_masks(load_atlas_images(atlas), stored.shape3d, stored.affine, fit.native_to_atlas,
+                       guard_mm=guard.GUARD_MM, with_face=False)
+    mask_files = {}
+    for role, mask in (("brain_guard", masks.brain_guard), ("face_roi", masks.face_roi)):
+        mask_files[role] = Path(work) / f"original_desc-{role}_mask.nii"
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), stored.affine), str(mask_files[role]))
+    item = qc.QcItem(
+        input=original, output=image, output_name=image.name, method=method,
+        # No engine count exists here: the count is the QC's own, from the two files and the guard.
+        brain_voxels_changed=0, guard_voxels=int(masks.brain_guard.sum()) * stored.volumes,
+        brain_guard=mask_files["brain_guard"], face_roi=mask_files["face_roi"],
+        head_affine=fit.native_to_atlas, registration=registration,
+    )
+    request = qc.QcRequest(output_dir, original.parent, subject, session, figures_dir, [item])
+    result = qc.check_outputs(request)
+    record = result["records"][0]
+    # The image exists whatever its verdict (the pipeline's null means "not written").
+    record["output"] = image.name
+    brain = record["checks"]["brain_voxels_changed"]
+    brain.pop("engine_value", None)
+    if image_stored.raw.shape != stored.raw.shape:
+        brain["detail"] = (f"the image is not on the original's grid ({_shape(image_stored.raw.shape)} vs "
+                           f"{_shape(stored.raw.shape)}): its voxels cannot be compared one to one, so every guard voxel counts as changed")
+    elif image_stored.raw.dtype != stored.raw.dtype or image_stored.slope_inter() != stored.slope_inter():
+        # Bit for bit is the rule; still say whether the values survived another tool's re-storing.
+        differ = _real_changes(stored, image_stored, masks.brain_guard)
+        brain["detail"] = (f"the image is stored differently ({stored.raw.dtype}, scaling {_scaling(stored)} -> "
+                           f"{image_stored.raw.dtype}, scaling {_scaling(image_stored)}): no stored voxel keeps its bits; "
+                           f"in real values {differ} guard voxels differ")
+    elif not np.allclose(image_stored.affine, stored.affine, atol=1e-3):
+        brain["detail"] = "the image's affine differs from the original's: voxels compared by index, the header check says how"
+    return record
+
+
+def _real_changes(before: StoredImage, after: StoredImage, brain_guard: np.ndarray) -> int:
+    """Guard voxels (over all volumes) whose real value (scaling applied) differs beyond float32 rounding."""
+    return int(sum(
+        np.count_nonzero(~np.isclose(before.real(v)[brain_guard], after.real(v)[brain_guard], rtol=1e-6, atol=0, equal_nan=True))
+        for v in range(before.volumes)
+    ))
+
+
+def _scaling(image: StoredImage) -> str:
+    slope, inter = image.slope_inter()
+    return f"{slope:g}/{inter:g}"
+
+
+def _shape(shape) -> str:
+    return "x".join(str(int(n)) for n in shape)
+
+
+# ----------------------------------------------------------------------------- image alone
+
+
+def _not_checked(detail: str = NO_ORIGINAL) -> dict[str, Any]:
+    return {"verdict": "not_checked", "pass": None, "detail": detail}
+
+
+def _check_alone(image: Path, method: str, head_affine: np.ndarray, registration: qc.Registration, output_dir: Path,
+                 figures_dir: Path, subject: str, session: str | None) -> dict[str, Any]:
+    """What one image can show: which views show a face, by which detector, and (deface) whether
+    the CNN finds one. Figures: the image's views and its mid-sagittal slice."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+
+    def figure(name: str, picture: np.ndarray) -> str:
+        return Path(os.path.relpath(render.save_png(picture, figures_dir / f"{name}.png"), output_dir)).as_posix()
+
+    seen = qc.see_image(image, head_affine, figure, f"{image.name.split('.')[0]}_{method}")
+    views = seen.face_views()
+    face_check = _face_alone(method, views, *seen.surface)
+    checks = {
+        "brain_voxels_changed": _not_checked(),
+        "header": _not_checked(),
+        "face": face_check,
+        "face_views_input": {},
+        "face_views_output": views,
+        "identity": None if method == "deface" else _not_checked(),
+        "registration": {**dataclasses.asdict(registration), "pass": registration.flag == "ok"},
+    }
+    reasons = []
+    if face_check["verdict"] == "fail":
+        reasons.append(f"{method}: {face_check['detail']}")
+    if not checks["registration"]["pass"]:
+        reasons.append(f"registration poor {registration.metric} {registration.value:.3f}: the views may not be upright")
+    return {
+        "subject": subject,
+        "session": session,
+        "input": None,
+        "output": image.name,
+        "method": method,
+        "status": "FAILED" if reasons else "PASS",
+        "reason": "; ".join(reasons) or None,
+        "checks": checks,
+        "renders": {"input": {}, "output": seen.views, "slices": {"output_sagittal": seen.slices["input_sagittal"]}},
+    }
+
+
+def _face_alone(method: str, views: dict[str, list[str]], has_surface: bool, why_not: str) -> dict[str, Any]:
+    """The face check one image allows: after deface, no CNN face in any view (the pipeline's
+    detector for deface), inconclusive where HOG still sees a face-like pattern; after
+    reface/warpface nothing to judge without the original's face."""
+    cnn = [v for v, fired in views.items() if any(d in fired for d in face.DEFACE_CHECK_DETECTORS)]
+    if method != "deface":
+        shown = f"face found in {', '.join(cnn)} (CNN)" if cnn else "no face found by the CNN"
+        return {**_not_checked(f"{NO_ORIGINAL} (the identity check compares the image's face with the original's); {shown}"),
+                "rule": "identity distance to the original's face above threshold"}
+    if not has_surface:
+        return {"pass": True, "verdict": "inconclusive", "rule": f"inconclusive: {DEFACE_ALONE_RULE}", "detail": f"no head surface: {why_not}"}
+    if cnn:
+        return {"pass": False, "verdict": "fail", "rule": DEFACE_ALONE_RULE, "detail": f"a face is found in {', '.join(cnn)}"}
+    hog = [v for v, fired in views.items() if "hog" in fired]
+    if hog:
+        # HOG fires on cut faces as on intact faces cut by the field of view: it cannot tell
+        # which this is, and the CNN cannot be trusted to see the latter. Without the original,
+        # say so instead of passing an image that may still show its face.
+        return {"pass": True, "verdict": "inconclusive", "rule": f"inconclusive: {DEFACE_ALONE_RULE}",
+                "detail": f"the CNN finds none, but HOG finds a face-like pattern in {', '.join(hog)}; {CNN_CAVEAT}"}
+    return {"pass": True, "verdict": "pass", "rule": DEFACE_ALONE_RULE, "detail": f"no detector finds a face in the {len(views)} views; {CNN_CAVEAT}"}
