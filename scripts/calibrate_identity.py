@@ -3,7 +3,7 @@
 
 Every head is seen as QC sees an input (``qc.see_image``: rendered upright, every view searched
 by HOG and by the CNN) and every pair is judged by QC's own reface/warpface rule
-(``qc._identity_check``), the first head of the pair taking the input's place. Heads are put
+(``qc.identity_check``), the first head of the pair taking the input's place. Heads are put
 upright the way the pipeline does it: A's T1w and each copy of it registered to the atlas by
 ``register.register_to_atlas``; A's PDw through its rigid fit to A's T1w, as the session does;
 pydeface's average by the identity, since the atlas is built in the average's own world.
@@ -269,7 +269,7 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
     identity_rows, rule = [], ""
     identity_start = time.perf_counter()
     for reference, other in pairs:
-        check, record = qc._identity_check(seen[reference].head, seen[other].head)
+        check, record = qc.identity_check(seen[reference].head, seen[other].head)
         rule = check["rule"] if check["verdict"] != "inconclusive" else rule
         kind = "same" if heads[reference].person == heads[other].person else "different"
         records[(reference, other)] = record
@@ -294,7 +294,7 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
         f"Produced by `scripts/calibrate_identity.py` ({time.strftime('%Y-%m-%d')}); model `{face.MODEL_VERSION}`.",
         "Renders: `micanon.render.render_views` (320 px, Lambert-shaded first-hit depth of the Otsu skin surface),",
         "each head seen as QC sees an input (`qc.see_image`, own skin threshold) and every pair judged by QC's",
-        "reface/warpface rule (`qc._identity_check`). Person A's renders are not stored in the repository (they show a face).",
+        "reface/warpface rule (`qc.identity_check`). Person A's renders are not stored in the repository (they show a face).",
         "",
         "## Head frames (head_affine, scanner -> atlas; only its rotation turns the views)",
         "",
@@ -322,7 +322,7 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
         "",
         "## Identity distances (dlib ResNet descriptor, Euclidean)",
         "",
-        f"Rule (QC's, `qc._identity_check`): {rule}. In every view where the input (first column) shows a face",
+        f"Rule (QC's, `qc.identity_check`): {rule}. In every view where the input (first column) shows a face",
         "(its best HOG box, else its best CNN box), the input's descriptor is compared with the other head's",
         "described inside the input's box and inside its own best box (HOG first, else CNN), if any; the nearer",
         "counts (`face.paired_distance`), and the distance is the minimum over those views. A view where the",

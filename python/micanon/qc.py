@@ -329,7 +329,7 @@ def _views(views) -> str:
     return ", ".join(_name(v) for v in views) or "none"
 
 
-def _deface_check(before: _Head, after: _Head | None, unseen: str = "") -> dict[str, Any]:
+def deface_check(before: _Head, after: _Head | None, unseen: str = "") -> dict[str, Any]:
     """The deface face check: {pass, verdict, rule, detail}, verdict pass / fail / inconclusive.
 
     ``after`` is None when the output could not be rendered (``unseen`` says why: no head surface,
@@ -353,7 +353,7 @@ def _deface_check(before: _Head, after: _Head | None, unseen: str = "") -> dict[
     return _face("pass", rule, f"input face in {_views(seen)}; none in the {len(after.renders.views)} output views")
 
 
-def _identity_check(before: _Head, after: _Head | None, unseen: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+def identity_check(before: _Head, after: _Head | None, unseen: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
     """The reface/warpface face check and the identity record: (face, identity).
 
     Descriptors are compared in every view where the input shows a face (other views cannot
@@ -436,7 +436,7 @@ def _slice(planes: _Planes, head: _Head, volume: np.ndarray, order: int, plane: 
     right, up = (e[1], e[2]) if plane == "sagittal" else (e[0], e[1])
     centre = planes.centre if through is None else through
     # render's plane sampler, with our centre and size, so the input and its outputs share one plane.
-    return render._slice_plane(head.nifti, volume, centre, right, up, planes.half_mm, planes.rotation, order)
+    return render.slice_plane(head.nifti, volume, centre, right, up, planes.half_mm, planes.rotation, order)
 
 
 def _grey(planes: _Planes, values: np.ndarray) -> np.ndarray:
@@ -597,9 +597,9 @@ class _Run:
                 after = _Head(after_stored, item.head_affine, threshold=before.renders.skin.value)
         with clock("face_s"):
             if item.method == "deface":
-                face_check, identity = _deface_check(before, after, unseen if after is None else ""), None
+                face_check, identity = deface_check(before, after, unseen if after is None else ""), None
             else:
-                face_check, identity = _identity_check(before, after, unseen if after is None else "")
+                face_check, identity = identity_check(before, after, unseen if after is None else "")
         with clock("figures_s"):
             prefix = self.output_prefix(stem, item.method)
             output_views = {}

@@ -356,7 +356,7 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
 OVERLAY_COLOURS = ((255, 64, 64), (64, 200, 255), (255, 220, 0), (120, 255, 120))
 
 
-def _slice_plane(
+def slice_plane(
     image: nib.spatialimages.SpatialImage,
     data: np.ndarray,
     centre_world: np.ndarray,
@@ -425,12 +425,12 @@ def render_slices(
     top = float(np.percentile(head, 99.5)) if head.size else float(data.max() or 1.0)
     pictures: dict[str, np.ndarray] = {}
     for plane, (through, axis_right, axis_up) in planes.items():
-        grey = _slice_plane(img, data, through, axis_right, axis_up, half, rotation, order=1)
+        grey = slice_plane(img, data, through, axis_right, axis_up, half, rotation, order=1)
         grey8 = np.clip(grey / max(top, 1e-6) * 255, 0, 255).astype(np.uint8)
         rgb = np.repeat(grey8[..., None], 3, axis=2)
         for index, (name, mask_img) in enumerate(masks.items()):
             mask_data = (np.asarray(mask_img.dataobj) > 0).astype(np.float32)
-            plane_mask = _slice_plane(mask_img, mask_data, through, axis_right, axis_up, half, rotation, order=0) > 0.5
+            plane_mask = slice_plane(mask_img, mask_data, through, axis_right, axis_up, half, rotation, order=0) > 0.5
             edge = plane_mask & ~ndi.binary_erosion(plane_mask)
             rgb[edge] = OVERLAY_COLOURS[index % len(OVERLAY_COLOURS)]
         pictures[plane] = rgb

@@ -384,7 +384,7 @@ def test_an_output_face_the_detectors_no_longer_find_is_still_compared(average_h
     for view in after.renders.views:  # the same head, but pretend no detector finds its face
         for detector in face.DETECTORS:
             after._found[(view, detector)] = []
-    check, identity = qc._identity_check(before, after)
+    check, identity = qc.identity_check(before, after)
     assert identity["views_compared"] >= 3
     assert set(identity["boxes"].values()) == {"input box"}
     assert identity["distance"] == pytest.approx(0.0, abs=1e-6)
