@@ -1,0 +1,118 @@
+"""register_to_atlas on heads whose true pose is known: the atlas template itself, moved by a
+known rigid transform and stored in another orientation, far from the origin, tilted, cut below
+the nose, or with shoulders below it. The fit must put the face ROI and the brain where they
+are (error measured in mm on atlas points), whatever the header looks like."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import real_atlas
+from scipy.spatial.transform import Rotation
+
+from micanon.register import register_to_atlas, resample
+from micanon.session import load_atlas_images
+
+VOXEL_MM = 2.0
+# A 4 mm affine fit of an exact copy lands within a voxel of that grid.
+MAX_ERROR_MM = 4.0
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load_atlas_images(real_atlas())
+
+
+def atlas_points(atlas, mask: np.ndarray, n: int = 400) -> np.ndarray:
+    """Up to ``n`` atlas-world points (mm) spread over a mask, as an (n, 4) homogeneous array."""
+    ijk = np.argwhere(mask)
+    pick = ijk[np.linspace(0, len(ijk) - 1, min(n, len(ijk))).astype(int)]
+    return np.c_[pick, np.ones(len(pick))] @ atlas.affine.T
+
+
+def pose(rotation_deg=(0.0, 0.0, 0.0), shift_mm=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """atlas world -> native world: rotation (x, y, z Euler, degrees) about the atlas origin, then shift."""
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_euler("xyz", rotation_deg, degrees=True).as_matrix()
+    out[:3, 3] = shift_mm
+    return out
+
+
+def moved_head(atlas, atlas_to_native: np.ndarray, axes: str = "RAS", keep=None, shoulders: bool = False):
+    """The template on a 2 mm native grid stored in voxel order ``axes`` (e.g. "LPI", "PIR").
+
+    ``keep(native_points) -> bool mask`` blanks the rest (a field of view); ``shoulders`` adds
+    a broad slab of tissue below the head, as a long field of view shows.
+    """
+    head = atlas_points(atlas, atlas.head, n=20000)
+    corners = head @ atlas_to_native.T
+    lo, hi = corners[:, :3].min(0) - 30, corners[:, :3].max(0) + 20
+    if shoulders:
+        lo[2] -= 120
+    directions = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
+    affine = np.zeros((4, 4))
+    affine[3, 3] = 1
+    shape = []
+    for column, letter in enumerate(axes):
+        world_axis, sign = directions[letter]
+        affine[world_axis, column] = sign * VOXEL_MM
+        affine[world_axis, 3] = lo[world_axis] if sign > 0 else hi[world_axis]
+        shape.append(int(np.ceil((hi[world_axis] - lo[world_axis]) / VOXEL_MM)) + 1)
+    data = resample(atlas.template, atlas.affine, tuple(shape), affine, np.linalg.inv(atlas_to_native))
+    ijk = np.indices(shape).reshape(3, -1)
+    world = (affine[:3, :3] @ ijk + affine[:3, 3:4]).T
+    if keep is not None:
+        data.reshape(-1)[~keep(world)] = 0
+    if shoulders:
+        centre = atlas_to_native @ np.r_[0.0, -20.0, -150.0, 1.0]
+        slab = (np.abs(world[:, 2] - centre[2]) < 40) & (((world[:, 0] - centre[0]) / 190) ** 2 + ((world[:, 1] - centre[1]) / 110) ** 2 < 1)
+        data.reshape(-1)[slab] = np.maximum(data.reshape(-1)[slab], np.percentile(atlas.template[atlas.head], 60))
+    return data, affine
+
+
+def fit_error_mm(atlas, fit, atlas_to_native: np.ndarray) -> dict[str, float]:
+    """Largest distance (mm) between where the fit and the truth put atlas face-ROI and brain points."""
+    out = {}
+    for name, mask in (("face", atlas.face_roi), ("brain", atlas.brain)):
+        points = atlas_points(atlas, mask)
+        back = (points @ atlas_to_native.T) @ fit.native_to_atlas.T
+        out[name] = float(np.linalg.norm(back[:, :3] - points[:, :3], axis=1).max())
+    return out
+
+
+CASES = {
+    "stored LPI, origin 200 mm away": (pose(shift_mm=(180.0, -150.0, 90.0)), "LPI", None, False),
+    "stored PIR (sagittal), tilted 12/8/-10 deg": (pose((12.0, 8.0, -10.0), (5.0, 20.0, -30.0)), "PIR", None, False),
+    "chin down 25 deg": (pose((25.0, 0.0, 0.0)), "RAS", None, False),
+    "field of view ends below the nose": (pose((-8.0, 0.0, 5.0)), "LAS", "below_nose", False),
+    "shoulders in the field of view": (pose((0.0, 0.0, 0.0), (0.0, 0.0, 40.0)), "RAS", None, True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_known_poses_are_recovered(atlas, case, tmp_path):
+    atlas_to_native, axes, cut, shoulders = CASES[case]
+    keep = None
+    if cut == "below_nose":
+        # like person A: nothing below a plane 15 mm under the nose tip (atlas z of the tip - 15)
+        face = atlas_points(atlas, atlas.face_roi & (atlas.face > 0), n=20000)
+        tip = face[np.argmax(face[:, 1])]
+        floor = (atlas_to_native @ np.r_[tip[:3] - [0.0, 0.0, 15.0], 1.0])[2]
+        keep = lambda world: world[:, 2] > floor  # noqa: E731 - a one-line field of view
+    data, affine = moved_head(atlas, atlas_to_native, axes, keep, shoulders)
+    fit = register_to_atlas(data, affine, atlas.template, atlas.affine, atlas.head, work_dir=str(tmp_path))
+    error = fit_error_mm(atlas, fit, atlas_to_native)
+    assert fit.quality.flag == "ok", (case, fit.quality)
+    assert error["face"] < MAX_ERROR_MM and error["brain"] < MAX_ERROR_MM, (case, error)
+
+
+@pytest.mark.parametrize("turn", [(90.0, 0.0, 0.0), (0.0, 0.0, 90.0)])
+def test_robust_search_lands_a_head_a_mislabelled_header_turned(atlas, turn, tmp_path):
+    """A quarter or half turn (axes mislabelled in the header) is beyond the quick search's
+    starting rotations (its fit lands 100-370 mm off on these heads); --robust also starts from
+    the best quarter-turned orientation and must land it."""
+    atlas_to_native = pose(turn, (10.0, -20.0, 5.0))
+    data, affine = moved_head(atlas, atlas_to_native)
+    fit = register_to_atlas(data, affine, atlas.template, atlas.affine, atlas.head, robust=True, work_dir=str(tmp_path))
+    error = fit_error_mm(atlas, fit, atlas_to_native)
+    assert fit.quality.flag == "ok" and error["face"] < MAX_ERROR_MM and error["brain"] < MAX_ERROR_MM, error
