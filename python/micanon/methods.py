@@ -34,9 +34,10 @@ WARP_FLOW_SIGMA = 3.0
 # The warp fades from 0 at the dilated brain_neck boundary to full strength over this distance,
 # so the face does not tear away from the scalp it joins.
 WARP_TAPER_MM = 6.0
-# reface blends the atlas face in over this distance from the replaced zone's edge; only
-# scalp-level tissue at the ROI border is mixed, never the eyes, nose or mouth.
-REFACE_FEATHER_MM = 4.0
+# reface blends the atlas face in over this distance from the replaced zone's edge, so where the
+# person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
+# a step line (seen at 4 mm on person A); the eyes, nose and mouth lie deeper in the zone.
+REFACE_FEATHER_MM = 8.0
 # The atlas face is an average: its eyelids and nostril rims are too thin and blurred to hold a
 # skin surface, and pasted as they are they show as empty sockets. Gaps in its skin up to twice
 # this size (mm) are closed, and the outer SKIN_SHELL_MM of the closed face are lifted to skin level.
