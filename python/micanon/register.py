@@ -30,8 +30,8 @@ _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # registration is flagged "poor". Good real heads give 0.85-0.95 with the pydeface mean head;
 # a 20 degree mis-rotation drops to ~0.7.
 POOR_NCC = 0.75
-# --robust: a start from a quarter-turned orientation replaces the scanner-oriented fit only when
-# its rigid fit scores this much higher (NCC at 8 mm).
+# A start from a quarter-turned orientation replaces the scanner-oriented fit only when its rigid
+# fit scores this much higher (NCC at 8 mm).
 TURN_MARGIN_NCC = 0.05
 
 # A same-session contrast whose rigid fit moves it more than this from the scanner
@@ -302,10 +302,10 @@ def register_to_atlas(
 
     Initialised from the centres of the upper head (robust to neck and shoulders in the FOV,
     to far-off origins and to any voxel orientation); a few starting rotations are each fitted
-    rigidly at 8 mm and the best one is refined with a full affine at 4 mm. ``robust``: 3 mm,
-    more starting rotations, and starts from the best of the 24 quarter-turned orientations too
-    (a header with mislabelled axes), which must beat the scanner-oriented fit by
-    ``TURN_MARGIN_NCC``. Quality is the normalised correlation of the
+    rigidly at 8 mm, plus one from the best of the 24 quarter-turned orientations (a header with
+    mislabelled axes; it must beat the scanner-oriented fits by ``TURN_MARGIN_NCC``), and the
+    best is refined with a full affine at 4 mm. ``robust``: 3 mm, more starting rotations, each
+    also from the quarter-turned orientation. Quality is the normalised correlation of the
     T1w resampled into the template, inside the template head (dilated 10 mm).
     """
     start = time.perf_counter()
@@ -327,23 +327,23 @@ def register_to_atlas(
         up = orientation[:3, :3].T @ np.array([0.0, 0.0, 1.0])
         return _translation(atlas_centre) @ orientation @ _translation(-_upper_head_centre(native_head, t1_coarse_aff, up=up))
 
-    orientations = [np.eye(4)]
-    if robust:
-        # A header whose axes are mislabelled shows the head turned by quarter turns: score all
-        # 24 axis-aligned orientations on the 8 mm copies (a few ms each), also start from the best.
-        scan = [(normalized_correlation(resample(t1_coarse, t1_coarse_aff, tpl_coarse.shape, tpl_coarse_aff,
-                                                 np.linalg.inv(start_from(r))), tpl_coarse, head_coarse), n)
-                for n, r in enumerate(_QUARTER_TURNS)]
-        best_turn = _QUARTER_TURNS[max(scan)[1]]
-        if not np.allclose(best_turn, np.eye(4)):
-            orientations.append(best_turn)
-            log(f"orientation scan: also starting {rotation_angle_deg(best_turn):.0f} deg turned from the scanner axes")
     tilts = [(0, 0.0)]
     if robust:
         tilts += [(0, a) for a in (-30, -15, 15, 30)] + [(1, a) for a in (-20, 20)] + [(2, a) for a in (-20, 20)]
     else:
         tilts += [(0, -15.0), (0, 15.0)]
-    starts = [(orientation, axis, degrees) for orientation in orientations for axis, degrees in tilts]
+    starts = [(np.eye(4), axis, degrees) for axis, degrees in tilts]
+    # A header whose axes are mislabelled shows the head turned by quarter turns, and a fit from
+    # the scanner's orientation then lands far off with a fair score (a 90 deg yaw: NCC 0.83).
+    # Score all 24 axis-aligned orientations on the 8 mm copies (a few ms each) and also fit
+    # from the best: untilted in the quick search, with every tilt under ``robust``.
+    scan = [(normalized_correlation(resample(t1_coarse, t1_coarse_aff, tpl_coarse.shape, tpl_coarse_aff,
+                                             np.linalg.inv(start_from(r))), tpl_coarse, head_coarse), n)
+            for n, r in enumerate(_QUARTER_TURNS)]
+    best_turn = _QUARTER_TURNS[max(scan)[1]]
+    if not np.allclose(best_turn, np.eye(4)):
+        starts += [(best_turn, axis, degrees) for axis, degrees in (tilts if robust else tilts[:1])]
+        log(f"orientation scan: also starting {rotation_angle_deg(best_turn):.0f} deg turned from the scanner axes")
 
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp, reproducible_ants(seed):
         fixed_coarse = to_ants(tpl_coarse, tpl_coarse_aff)
