@@ -114,6 +114,28 @@ describe('micanon example (runs anywhere)', () => {
     expect(sidecar.DeidentificationMethodCodeSequence[0].CodeValue).toBe('113102');
     const problems = await checkDataset(out);
     expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
+
+    // The QC figures show the input's face: none of QC is in the shareable copy, all of it beside it.
+    const qcDir = `${out}-qc`;
+    expect(run.all).toContain(`QC records, figures and pages: ${qcDir} (QC figures show faces: kept out of the shareable copy)`);
+    expect(files.filter((f) => /\.(png|html)$/.test(f))).toEqual([]);
+    expect(existsSync(path.join(out, 'logs', 'qc'))).toBe(false);
+    expect(readFileSync(path.join(out, '.bidsignore'), 'utf8')).toBe('logs/\n');
+    const qcFiles = filesUnder(qcDir);
+    expect(qcFiles.filter((f) => f.startsWith(`logs${path.sep}qc${path.sep}`) && f.endsWith('.json'))).toHaveLength(2);
+    expect(qcFiles.filter((f) => f.startsWith(path.join('sub-example', 'figures')) && f.endsWith('.png')).length).toBeGreaterThan(0);
+    const page = readFileSync(path.join(qcDir, 'sub-example.html'), 'utf8');
+    const images = [...page.matchAll(/<img [^>]*src="([^"]+)"/g)].map((m) => m[1] ?? '');
+    expect(images.length).toBeGreaterThan(0);
+    for (const src of images) expect(existsSync(path.join(qcDir, ...src.split('/').map(decodeURIComponent))), src).toBe(true);
+
+    // The group level, given the same options, reads the records there and writes its page there.
+    const group = await runCli('micanon', [bids, out, 'group', '--output-layout', 'raw']);
+    expect(group.exitCode, group.all).toBe(0);
+    expect(readFileSync(path.join(qcDir, 'group_qc.html'), 'utf8')).toContain('sub-example.html');
+    expect(readFileSync(path.join(qcDir, 'logs', 'group_qc.tsv'), 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(filesUnder(out).filter((f) => /\.(png|html)$/.test(f) || f.includes('group_qc'))).toEqual([]);
+    expect(filesUnder(out)).toContain(path.join('logs', 'group_summary.tsv'));
   });
 
   it('stops the engine and leaves no partial output on Ctrl-C', async () => {

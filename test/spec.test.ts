@@ -199,6 +199,7 @@ describe('bids_app_spec.json (Boutiques 0.5)', () => {
       robust: true,
       skipBidsValidation: true,
       qcFailOk: true,
+      qcDir: '/data/qc_dir',
     });
     const all = parseBidsAppArgs(boutiquesCommand({ bids_dir: '/b', output_dir: '/o', analysis_level: 'group', all: true }));
     expect(all.kind === 'run' && all.config.methods).toEqual(['deface', 'reface', 'warpface']);

@@ -84,7 +84,7 @@ class QcItem:
     """One output to check.
 
     ``input``/``output`` are files on one native grid; ``output_name`` is the output's final path
-    relative to output_dir (``output`` is a temporary name); ``brain_voxels_changed`` and
+    relative to the dataset's output_dir, a name for the record (``output`` is a temporary name); ``brain_voxels_changed`` and
     ``guard_voxels`` are the engine's own counts; ``brain_guard``/``face_roi`` are native masks
     (None when not available); ``head_affine`` maps the input's scanner RAS to atlas RAS (4x4).
     """
@@ -103,7 +103,9 @@ class QcItem:
 
 @dataclass(frozen=True)
 class QcRequest:
-    """Every output of one participant session; figures go to ``figures_dir`` (inside output_dir)."""
+    """Every output of one participant session; figures go to ``figures_dir`` (inside ``output_dir``,
+    which is the QC folder: the dataset's output_dir, or --qc-dir, or ``<output_dir>-qc`` for the
+    raw layout; figure paths in the records are relative to it)."""
 
     output_dir: Path
     bids_dir: Path
@@ -163,7 +165,7 @@ def _item(entry: Any, n: int) -> QcItem:
         raise ValueError(f"qc: {where}.method must be one of {', '.join(METHODS)}, got {method!r}")
     name = entry.get("output_name")
     if not isinstance(name, str) or not name or "\\" in name or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
-        raise ValueError(f"qc: {where}.output_name must be a relative POSIX path inside output_dir, got {name!r}")
+        raise ValueError(f"qc: {where}.output_name must be a relative POSIX path (the output's name in output_dir), got {name!r}")
     registration = entry.get("registration") or {}
     flag = registration.get("flag")
     if flag not in REGISTRATION_FLAGS:

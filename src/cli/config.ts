@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { OutputLayout } from '../bids/outputs.js';
 import { methodSchema } from '../engine/schemas.js';
 import { defaultAtlasDir } from '../paths.js';
 
@@ -17,6 +18,21 @@ export function bidsLabel(prefix: 'sub' | 'ses') {
     .string()
     .transform((s) => s.trim().replace(new RegExp(`^${prefix}-`), ''))
     .pipe(z.string().regex(/^[a-zA-Z0-9]+$/, `a ${prefix} label is letters and digits only (with or without "${prefix}-")`));
+}
+
+/** True when `child` is `parent` or a folder below it (both absolute). */
+function inside(child: string, parent: string): boolean {
+  return !path.relative(parent, child).startsWith('..');
+}
+
+/**
+ * Where QC goes (records logs/qc/*.json, sub-XX/figures/, sub-XX.html, group_qc.html,
+ * logs/group_qc.tsv) when --qc-dir is not given: output_dir itself, except for the raw layout,
+ * whose output_dir is the shareable copy: the figures show faces, so they go to the sibling
+ * `<output_dir>-qc`. The participant and group levels both derive it here, so they agree.
+ */
+export function qcDirDefault(config: { outputDir: string; outputLayout: OutputLayout }): string {
+  return config.outputLayout === 'raw' ? `${config.outputDir}-qc` : config.outputDir;
 }
 
 export const runConfigSchema = z
@@ -40,6 +56,8 @@ export const runConfigSchema = z
     keepFields: z.array(z.string()).default([]),
     dropFields: z.array(z.string()).default([]),
     qcFailOk: z.boolean().default(false),
+    /** Null: the layout's default (qcDirDefault); the parsed config always holds a folder. */
+    qcDir: z.string().min(1).nullable().default(null).transform((p) => (p ? path.resolve(p) : null)),
   })
   .superRefine((config, ctx) => {
     const unique = new Set(config.methods);
@@ -53,15 +71,31 @@ export const runConfigSchema = z
         message: '--output-layout raw replaces each image by one method\'s result: choose exactly one --method',
       });
     }
-    const inside = (child: string, parent: string) => !path.relative(parent, child).startsWith('..');
-    if (inside(config.outputDir, config.bidsDir) && !inside(config.outputDir, path.join(config.bidsDir, 'derivatives'))) {
+    const writesIntoInput = (dir: string) => inside(dir, config.bidsDir) && !inside(dir, path.join(config.bidsDir, 'derivatives'));
+    if (writesIntoInput(config.outputDir)) {
       ctx.addIssue({
         code: 'custom',
         path: ['outputDir'],
         message: 'output_dir may not be inside bids_dir (except under its derivatives/): the input is never written to',
       });
     }
-  });
+    const qcDir = config.qcDir ?? qcDirDefault(config);
+    if (writesIntoInput(qcDir)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['qcDir'],
+        message: '--qc-dir may not be inside bids_dir (except under its derivatives/): the input is never written to',
+      });
+    }
+    if (config.outputLayout === 'raw' && inside(qcDir, config.outputDir)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['qcDir'],
+        message: '--qc-dir may not be inside output_dir with --output-layout raw: output_dir is the shareable copy, and the QC figures show faces',
+      });
+    }
+  })
+  .transform(({ qcDir, ...config }) => ({ ...config, qcDir: qcDir ?? qcDirDefault(config) }));
 
 export type RunConfig = z.output<typeof runConfigSchema>;
 export type RunConfigInput = z.input<typeof runConfigSchema>;

@@ -82,6 +82,47 @@ describe('BIDS-App parser', () => {
     expect(ok.kind).toBe('run');
   });
 
+  it('puts QC in output_dir by default, and beside it (<output_dir>-qc) for the raw layout', () => {
+    expect(config([]).qcDir).toBe('/data/out');
+    expect(config(['--output-layout', 'micapipe']).qcDir).toBe('/data/out');
+    expect(config(['--output-layout', 'raw']).qcDir).toBe('/data/out-qc');
+    // The group level derives the same folder from the same options, so it finds the records.
+    const group = parseBidsAppArgs(['/data/bids', '/data/out', 'group', '--output-layout', 'raw']);
+    expect(group.kind === 'run' && group.config.qcDir).toBe('/data/out-qc');
+    const micapipe = parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b', '-deface']);
+    expect(micapipe.kind === 'run' && micapipe.config.qcDir).toBe('/o');
+  });
+
+  it('takes --qc-dir and its alias --qc_dir, resolved to an absolute path', () => {
+    expect(config(['--qc-dir', '/data/qc']).qcDir).toBe('/data/qc');
+    expect(config(['--qc_dir', '/data/qc']).qcDir).toBe('/data/qc');
+    expect(config(['--qc_dir=/data/qc', '--output-layout', 'raw']).qcDir).toBe('/data/qc');
+    expect(config(['--qc-dir', 'qc']).qcDir).toBe(path.resolve('qc'));
+    // Outside the raw layout QC may sit in output_dir (.bidsignore hides it from validators).
+    expect(config(['--qc-dir', '/data/out/qc']).qcDir).toBe('/data/out/qc');
+  });
+
+  it('refuses a QC folder inside the input dataset', () => {
+    const inside = failure(() => config(['--qc-dir', '/data/bids/qc']));
+    expect(inside.exitCode).toBe(64);
+    expect(inside.message).toMatch(/--qc-dir may not be inside bids_dir/);
+    expect(failure(() => config(['--qc-dir', '/data/bids'])).exitCode).toBe(64);
+    // Under derivatives/, as for output_dir: the raw default beside a derivatives output is fine.
+    const ok = parseBidsAppArgs(['/data/bids', '/data/bids/derivatives/copy', 'participant', '--output-layout', 'raw']);
+    expect(ok.kind === 'run' && ok.config.qcDir).toBe('/data/bids/derivatives/copy-qc');
+  });
+
+  it('refuses, with the raw layout, a QC folder in the shareable copy', () => {
+    for (const qcDir of ['/data/out', '/data/out/qc', '/data/out/sub-01/figures']) {
+      const error = failure(() => config(['--output-layout', 'raw', '--qc-dir', qcDir]));
+      expect(error.exitCode, qcDir).toBe(64);
+      expect(error.message).toMatch(/--qc-dir may not be inside output_dir with --output-layout raw: .*QC figures show faces/);
+      expect(error.message).not.toMatch(/\n/);
+    }
+    // A sibling whose name merely starts like output_dir is outside it.
+    expect(config(['--output-layout', 'raw', '--qc-dir', '/data/out2']).qcDir).toBe('/data/out2');
+  });
+
   it('treats -v as --version, not verbosity, and answers --bids-exec-spec', () => {
     expect(parseBidsAppArgs(['--bids-exec-spec'])).toEqual({ kind: 'spec' });
     expect(normaliseArgv(['--participant_label=01'])).toEqual(['--participant-label=01']);

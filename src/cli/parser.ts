@@ -24,6 +24,7 @@ const aliases: Record<string, string> = {
   '--work_dir': '--work-dir',
   '--no_cleanup': '--no-cleanup',
   '--output_layout': '--output-layout',
+  '--qc_dir': '--qc-dir',
 };
 
 export function normaliseArgv(argv: readonly string[]): string[] {
@@ -81,13 +82,19 @@ export function buildParser(): Command {
     .addOption(new Option('--method <method...>', methodHelp).choices(['deface', 'reface', 'warpface']))
     .option('--all', 'run all three methods (same as --method deface reface warpface)')
     .option('--dilate <mm>', 'warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (micapipe: 6)', number('--dilate'), 6)
-    .option('--robust', 'slower, more thorough registration search (many rotations, finer levels)')
+    .option('--robust', 'slower, more thorough registration search: more starting rotations, quarter and half turns (a header with mislabelled axes), finer levels')
     .option('--nthreads <n>', 'threads of the engine\'s numeric pools (ITK, BLAS). ANTs registrations always run on one thread, so the same input gives the same bytes at any --nthreads. Aliases: --n_cpus, --nprocs. Default: all cores', number('--nthreads'))
     .option('-w, --work-dir <dir>', 'folder for intermediate files (default: a temporary folder; use one on a mounted volume in read-only containers)')
     .option('--no-cleanup', 'keep transforms, native masks and warps in the work folder')
     .option('--t1w <path>', 'the T1w to register (reference) instead of the session\'s own run-1 T1w')
     .option('--atlas <dir>', 'atlas folder (ours, or micapipe\'s MICs60 files under their own names)')
     .addOption(new Option('--output-layout <layout>', 'derivatives: BIDS derivatives with desc-<method>; raw: a shareable copy of the dataset (one method); micapipe: <name>_<method>ed.nii.gz').choices(outputLayouts).default('derivatives'))
+    .option(
+      '--qc-dir <dir>',
+      'where QC goes: records (logs/qc/*.json), figures (sub-XX/figures/), pages (sub-XX.html, group_qc.html), logs/group_qc.tsv; ' +
+        'the figures show faces. Default: output_dir; with --output-layout raw, <output_dir>-qc (never inside the shareable copy). ' +
+        'Give the group level the same --output-layout and --qc-dir as the participant run. Alias: --qc_dir',
+    )
     .option('--skip-bids-validation', 'skip the BIDS validator (aliases: --skip_bids_validation, --skip_bids_validator)')
     .option('--keep-field <key...>', 'keep this sidecar field that is scrubbed by default (e.g. InstitutionName)')
     .option('--drop-field <key...>', 'also remove this sidecar field')
@@ -118,6 +125,7 @@ type ParsedOptions = {
   keepField?: string[];
   dropField?: string[];
   qcFailOk?: boolean;
+  qcDir?: string;
   verbose?: boolean;
   logLevel?: string;
 };
@@ -173,6 +181,7 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     keepFields: opts.keepField ?? [],
     dropFields: opts.dropField ?? [],
     qcFailOk: opts.qcFailOk ?? false,
+    qcDir: opts.qcDir ?? null,
   });
   if (!parsed.success) throw usageError(parsed.error);
   return { kind: 'run', config: parsed.data };

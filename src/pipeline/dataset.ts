@@ -13,7 +13,7 @@ import { atlasInfoSchema } from '../engine/schemas.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { addJsonLogFile, log } from '../log.js';
 import { packageVersion } from '../version.js';
-import { prepareOutputDataset, summariseOutputs } from './outputs.js';
+import { prepareOutputDataset, qcLocationNote, summariseOutputs } from './outputs.js';
 import { anonymizeSession, sessionName, type OutputRecord } from './session.js';
 import { printSummary, writeRunSummary } from './summary.js';
 import { validateInput } from './validation.js';
@@ -49,6 +49,8 @@ export async function runDataset(config: RunConfig): Promise<number> {
     `micanon ${packageVersion}: ${plans.length} session(s), methods ${config.methods.join(', ')}, ` +
       `${config.nthreads} thread(s), layout ${config.outputLayout}`,
   );
+  const qcNote = qcLocationNote(config);
+  if (qcNote) log.info(qcNote);
 
   const workDir = await makeWorkDir(config);
   const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });

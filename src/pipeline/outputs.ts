@@ -11,12 +11,31 @@ import type { RunConfig } from '../cli/config.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { log } from '../log.js';
 import { writeGroupReport } from '../qc/group.js';
+import { qcFolder } from '../qc/records.js';
 import { packageVersion } from '../version.js';
 
 const codeUrl = 'https://www.npmjs.com/package/micanon';
 
-/** Not BIDS: run logs, QC records, the QC pages and their figures (which show the input's face). */
-const bidsIgnore = 'logs/\nsub-*/figures/\n*.html\n';
+/**
+ * `.bidsignore` of output_dir: run logs are never BIDS; QC (records, pages, figures) only where it
+ * is written inside output_dir (the default outside the raw layout).
+ */
+export function bidsIgnoreText(config: Pick<RunConfig, 'outputDir' | 'qcDir'>): string {
+  const qcRelative = path.relative(config.outputDir, config.qcDir);
+  if (qcRelative === '') return 'logs/\nsub-*/figures/\n*.html\n';
+  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}/\n`;
+  return 'logs/\n';
+}
+
+/**
+ * One INFO line when QC is not beside the outputs: where it went and why, or null when QC is in
+ * output_dir (nothing to say).
+ */
+export function qcLocationNote(config: Pick<RunConfig, 'outputDir' | 'qcDir' | 'outputLayout'>): string | null {
+  if (config.qcDir === config.outputDir) return null;
+  const why = config.outputLayout === 'raw' ? 'QC figures show faces: kept out of the shareable copy' : '--qc-dir';
+  return `QC records, figures and pages: ${config.qcDir} (${why})`;
+}
 
 /** Container facts from the image's environment (set in the Dockerfile / Singularity.def). */
 function containerInfo(): { Type: string; Tag: string } | undefined {
@@ -73,6 +92,7 @@ async function copyRawDataset(config: RunConfig): Promise<void> {
 export async function prepareOutputDataset(config: RunConfig): Promise<void> {
   await ensureDir(config.outputDir);
   await ensureDir(path.join(config.outputDir, 'logs'));
+  await ensureDir(config.qcDir);
   if (config.outputLayout === 'derivatives') {
     await ensureDerivativeDescription(config.outputDir, {
       version: packageVersion,
@@ -80,10 +100,10 @@ export async function prepareOutputDataset(config: RunConfig): Promise<void> {
       container: containerInfo(),
       sourceRoot: config.bidsDir,
     });
-    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), bidsIgnore);
+    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), bidsIgnoreText(config));
   } else if (config.outputLayout === 'raw') {
     await copyRawDataset(config);
-    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), bidsIgnore);
+    await writeFileAtomic(path.join(config.outputDir, '.bidsignore'), bidsIgnoreText(config));
   }
 }
 
@@ -108,7 +128,10 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   }
   const tsv = [header, ...rows].map((r) => r.map((c) => c.replace(/[\t\n]/g, ' ')).join('\t')).join('\n');
   await writeFileAtomic(path.join(logs, 'group_summary.tsv'), `${tsv}\n`);
-  const qc = await writeGroupReport(config.outputDir);
+  const note = qcLocationNote(config);
+  if (note) log.info(note);
+  const qc = await writeGroupReport(config.qcDir);
+  if (qc.records === 0) log.warn(`no QC records in ${qcFolder(config.qcDir)}: give the group level the --output-layout and --qc-dir of the participant run`);
   log.info(`group QC report: ${qc.html}`);
   const failed = rows.filter((r) => r[4] !== 'ok').length;
   log.info(`group: ${rows.length} output(s) from ${files.length} session(s), ${failed} failed -> ${path.join(logs, 'group_summary.tsv')}`);

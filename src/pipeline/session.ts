@@ -12,7 +12,7 @@ import type { RunConfig } from '../cli/config.js';
 import type { Engine } from '../engine/bridge.js';
 import { qcRepliesSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
 import { qcRecordSchema, readQcRecords, writeQcRecord, type QcRecord } from '../qc/records.js';
-import { writeParticipantReport } from '../qc/report.js';
+import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
 import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
@@ -103,8 +103,9 @@ export function inheritReferenceFaceVerdict(record: QcRecord, all: readonly QcRe
 
 /**
  * Prove every output before it lands: renders, face detection, identity, header and an
- * independent brain re-count (python/micanon/qc.py). Records go to output_dir/logs/qc, figures
- * to output_dir/sub-XX/figures; the participant report is rewritten from all records on disk.
+ * independent brain re-count (python/micanon/qc.py). Records go to <qc_dir>/logs/qc, figures
+ * to <qc_dir>/sub-XX/figures; the participant report is rewritten from all records on disk.
+ * The QC dir is the engine's `output_dir` here: render paths in the records are relative to it.
  * Returns the verdict per temporary output path.
  */
 async function checkOutputs(
@@ -133,11 +134,11 @@ async function checkOutputs(
   const reply = await engine.call(
     'qc_outputs',
     {
-      output_dir: config.outputDir,
+      output_dir: config.qcDir,
       bids_dir: config.bidsDir,
       subject: plan.subject,
       session: plan.session,
-      figures_dir: path.join(config.outputDir, `sub-${plan.subject}`, 'figures'),
+      figures_dir: participantFigureDir(config.qcDir, plan.subject),
       items,
     },
     qcRepliesSchema,
@@ -150,13 +151,13 @@ async function checkOutputs(
     const item = items[index]!;
     // --qc-fail-ok writes face/identity/registration failures anyway: the record says where.
     if (record.status === 'FAILED' && config.qcFailOk && !hard) record.output = item.output_name;
-    await writeQcRecord(config.outputDir, record);
+    await writeQcRecord(config.qcDir, record);
     const temp = candidates[index]!.output.temp;
     verdicts.set(temp, { status: record.status, reason: record.reason ?? null, hard });
     log.info(`${record.input} ${record.method}: QC ${record.status}${record.reason ? ` (${record.reason})` : ''}`);
   }
-  const { records, unreadable } = await readQcRecords(config.outputDir, plan.subject);
-  await writeParticipantReport(config.outputDir, plan.subject, records, { unreadable });
+  const { records, unreadable } = await readQcRecords(config.qcDir, plan.subject);
+  await writeParticipantReport(config.qcDir, plan.subject, records, { unreadable });
   return verdicts;
 }
 

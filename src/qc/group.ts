@@ -1,7 +1,8 @@
 /**
- * The dataset's QC summary (the `group` analysis level): `<output_dir>/group_qc.html`, one row per
- * output with status badges and links to the participant pages, and `<output_dir>/logs/group_qc.tsv`
- * with the same rows for machines. Both are rebuilt from the QC records in `<output_dir>/logs/qc/`.
+ * The dataset's QC summary (the `group` analysis level): `<qc_dir>/group_qc.html`, one row per
+ * output with status badges and links to the participant pages, and `<qc_dir>/logs/group_qc.tsv`
+ * with the same rows for machines. Both are rebuilt from the QC records in `<qc_dir>/logs/qc/`
+ * (qc_dir: --qc-dir, by default output_dir; see src/cli/config.ts).
  */
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
@@ -9,14 +10,14 @@ import { packageVersion } from '../version.js';
 import { SUMMARY_HEADERS, summaryCells } from './checks.js';
 import { badge, html, pageDocument, type Html } from './html.js';
 import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type UnreadableQcRecord } from './records.js';
-import { existingPaths, outputAnchor } from './report.js';
+import { existingPaths, outputAnchor, participantReportPath } from './report.js';
 
-export function groupReportPath(outputDir: string): string {
-  return path.join(outputDir, 'group_qc.html');
+export function groupReportPath(qcDir: string): string {
+  return path.join(qcDir, 'group_qc.html');
 }
 
-export function groupTsvPath(outputDir: string): string {
-  return path.join(outputDir, 'logs', 'group_qc.tsv');
+export function groupTsvPath(qcDir: string): string {
+  return path.join(qcDir, 'logs', 'group_qc.tsv');
 }
 
 export const GROUP_TSV_COLUMNS = [
@@ -62,7 +63,7 @@ export function groupTsv(records: readonly QcRecord[]): string {
 export interface GroupPage {
   records: readonly QcRecord[];
   unreadable?: readonly UnreadableQcRecord[];
-  /** File names (relative to output_dir) of the participant pages that exist, e.g. `sub-01.html`. */
+  /** File names (relative to qc_dir) of the participant pages that exist, e.g. `sub-01.html`. */
   participantPages: ReadonlySet<string>;
   generated?: Date;
 }
@@ -137,15 +138,15 @@ export interface GroupReportWritten {
 }
 
 /**
- * Read every QC record under `<output_dir>/logs/qc/` and write `group_qc.html` and
- * `logs/group_qc.tsv` (atomically). Links go to participant pages that exist at the time.
+ * Read every QC record under `<qc_dir>/logs/qc/` and write `group_qc.html` and
+ * `logs/group_qc.tsv` there (atomically). Links go to participant pages that exist at the time.
  */
-export async function writeGroupReport(outputDir: string): Promise<GroupReportWritten> {
-  const { records, unreadable } = await readQcRecords(outputDir);
-  const pageNames = [...new Set(records.map((r) => `sub-${r.subject}.html`))];
-  const htmlFile = groupReportPath(outputDir);
-  const tsvFile = groupTsvPath(outputDir);
-  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, participantPages: await existingPaths(outputDir, pageNames) }));
+export async function writeGroupReport(qcDir: string): Promise<GroupReportWritten> {
+  const { records, unreadable } = await readQcRecords(qcDir);
+  const pageNames = [...new Set(records.map((r) => path.basename(participantReportPath(qcDir, r.subject))))];
+  const htmlFile = groupReportPath(qcDir);
+  const tsvFile = groupTsvPath(qcDir);
+  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, participantPages: await existingPaths(qcDir, pageNames) }));
   await writeFileAtomic(tsvFile, groupTsv(records));
   return { html: htmlFile, tsv: tsvFile, records: records.length, unreadable: unreadable.length };
 }

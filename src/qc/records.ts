@@ -1,10 +1,11 @@
 /**
  * QC records: the JSON the Python engine writes for every output image (after deface, reface or
- * warpface), one file per output under `<output_dir>/logs/qc/`. This module owns their schema,
+ * warpface), one file per output under `<qc_dir>/logs/qc/` (qc_dir: --qc-dir, by default output_dir;
+ * `<output_dir>-qc` for the raw layout, see src/cli/config.ts). This module owns their schema,
  * their file names and reading them back; the reports (report.ts, group.ts) only format them.
  *
  * Paths inside a record: `input` is relative to bids_dir, `output` relative to output_dir, and
- * every render relative to output_dir (the folder holding `sub-XX.html`), normally
+ * every render relative to qc_dir (the folder holding `sub-XX.html`), normally
  * `sub-XX/figures/<name>.png`.
  */
 import { createHash } from 'node:crypto';
@@ -104,7 +105,7 @@ export type QcChecks = QcRecord['checks'];
 
 /** A file in logs/qc that could not be read as a QC record: shown in the reports, never dropped silently. */
 export interface UnreadableQcRecord {
-  /** Relative to output_dir. */
+  /** Relative to qc_dir. */
   file: string;
   reason: string;
 }
@@ -119,8 +120,9 @@ export function qcSessionName(record: Pick<QcRecord, 'subject' | 'session'>): st
   return `sub-${record.subject}${record.session ? `_ses-${record.session}` : ''}`;
 }
 
-export function qcFolder(outputDir: string): string {
-  return path.join(outputDir, 'logs', 'qc');
+/** `<qc_dir>/logs/qc`: the folder of the QC records. */
+export function qcFolder(qcDir: string): string {
+  return path.join(qcDir, 'logs', 'qc');
 }
 
 /**
@@ -137,15 +139,15 @@ export function qcOutputKey(record: Pick<QcRecord, 'subject' | 'session' | 'inpu
   return `${prefix}_${suffix}_${record.method}`;
 }
 
-/** Where the record of one output lives: `<output_dir>/logs/qc/<qcOutputKey>.json`. */
-export function qcRecordPath(outputDir: string, record: Pick<QcRecord, 'subject' | 'session' | 'input' | 'method'>): string {
-  return path.join(qcFolder(outputDir), `${qcOutputKey(record)}.json`);
+/** Where the record of one output lives: `<qc_dir>/logs/qc/<qcOutputKey>.json`. */
+export function qcRecordPath(qcDir: string, record: Pick<QcRecord, 'subject' | 'session' | 'input' | 'method'>): string {
+  return path.join(qcFolder(qcDir), `${qcOutputKey(record)}.json`);
 }
 
 /** Validate `record` and write it atomically to qcRecordPath; returns the path written. */
-export async function writeQcRecord(outputDir: string, record: unknown): Promise<string> {
+export async function writeQcRecord(qcDir: string, record: unknown): Promise<string> {
   const parsed = qcRecordSchema.parse(record);
-  const file = qcRecordPath(outputDir, parsed);
+  const file = qcRecordPath(qcDir, parsed);
   await writeFileAtomic(file, `${JSON.stringify(parsed, null, 2)}\n`);
   return file;
 }
@@ -158,12 +160,12 @@ function zodReason(error: z.ZodError): string {
 }
 
 /**
- * Read the QC records under `<output_dir>/logs/qc/` (of one subject when given), sorted by file
+ * Read the QC records under `<qc_dir>/logs/qc/` (of one subject when given), sorted by file
  * name. Files that are not valid JSON, fail the schema, or name another subject than their
  * content are returned in `unreadable` with the reason. A missing folder reads as no records.
  */
-export async function readQcRecords(outputDir: string, subject?: string): Promise<QcRecordsRead> {
-  const folder = qcFolder(outputDir);
+export async function readQcRecords(qcDir: string, subject?: string): Promise<QcRecordsRead> {
+  const folder = qcFolder(qcDir);
   const pattern = subject === undefined ? /^sub-[A-Za-z0-9]+_.*\.json$/ : new RegExp(`^sub-${bidsLabel.parse(subject)}_.*\\.json$`);
   let names: string[];
   try {
@@ -176,7 +178,7 @@ export async function readQcRecords(outputDir: string, subject?: string): Promis
   const result: QcRecordsRead = { records: [], unreadable: [] };
   for (const name of chosen) {
     const file = path.join(folder, name);
-    const relative = path.relative(outputDir, file);
+    const relative = path.relative(qcDir, file);
     let json: unknown;
     try {
       json = JSON.parse(await readFile(file, 'utf8'));

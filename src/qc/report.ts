@@ -1,7 +1,8 @@
 /**
- * The participant QC page, `<output_dir>/sub-XX.html` (fMRIPrep style): a summary at the top
- * (counts, FAILED outputs first), then per session, per input image, per method the before/after
- * surface renders, mid-sagittal slices, mask and registration overlays and the table of checks.
+ * The participant QC page, `<qc_dir>/sub-XX.html` (fMRIPrep style; qc_dir: --qc-dir, by default
+ * output_dir): a summary at the top (counts, FAILED outputs first), then per session, per input
+ * image, per method the before/after surface renders, mid-sagittal slices, mask and registration
+ * overlays and the table of checks.
  *
  * Figures are referenced by relative links (`sub-XX/figures/...png`, as the QC record gives
  * them), not embedded: a dataset's renders run to hundreds of megabytes, and a page of links
@@ -45,14 +46,14 @@ const SLICE_LABELS: Record<string, string> = {
 
 const viewLabel = (view: string): string => VIEW_LABELS[view] ?? view;
 
-/** `<output_dir>/sub-XX.html` */
-export function participantReportPath(outputDir: string, subject: string): string {
-  return path.join(outputDir, `sub-${subject}.html`);
+/** `<qc_dir>/sub-XX.html` */
+export function participantReportPath(qcDir: string, subject: string): string {
+  return path.join(qcDir, `sub-${subject}.html`);
 }
 
-/** Where a participant's figures belong: `<output_dir>/sub-XX/figures` (render paths relative to output_dir point here). */
-export function participantFigureDir(outputDir: string, subject: string): string {
-  return path.join(outputDir, `sub-${subject}`, 'figures');
+/** Where a participant's figures belong: `<qc_dir>/sub-XX/figures` (render paths relative to qc_dir point here). */
+export function participantFigureDir(qcDir: string, subject: string): string {
+  return path.join(qcDir, `sub-${subject}`, 'figures');
 }
 
 /** The fragment id of one output's section on its participant page. */
@@ -66,7 +67,7 @@ function ordered(known: readonly string[], maps: ReadonlyArray<Record<string, un
   return [...known, ...[...present].filter((k) => !known.includes(k))];
 }
 
-/** Every render path a set of records names (relative to output_dir). */
+/** Every render path a set of records names (relative to qc_dir). */
 export function renderPaths(records: readonly QcRecord[]): string[] {
   return records.flatMap((r) => [...Object.values(r.renders.input), ...Object.values(r.renders.output), ...Object.values(r.renders.slices)]);
 }
@@ -83,7 +84,7 @@ function failedChecks(record: QcRecord): string[] {
 }
 
 interface PageContext {
-  /** Render paths (relative to output_dir) whose files exist. */
+  /** Render paths (relative to qc_dir) whose files exist. */
   existing: ReadonlySet<string>;
 }
 
@@ -227,7 +228,7 @@ export interface ParticipantPage {
   /** Records of this subject (others are ignored). */
   records: readonly QcRecord[];
   unreadable?: readonly UnreadableQcRecord[];
-  /** Render paths (relative to output_dir) whose files exist; others show as placeholders. */
+  /** Render paths (relative to qc_dir) whose files exist; others show as placeholders. */
   existingRenders: ReadonlySet<string>;
   generated?: Date;
 }
@@ -272,11 +273,11 @@ export async function existingPaths(root: string, relativePaths: readonly string
 }
 
 /**
- * Write `<output_dir>/sub-XX.html` for `subject` from its QC records (atomically); renders are
- * linked relative to output_dir. Returns the path of the page.
+ * Write `<qc_dir>/sub-XX.html` for `subject` from its QC records (atomically); renders are
+ * linked relative to qc_dir. Returns the path of the page.
  */
 export async function writeParticipantReport(
-  outputDir: string,
+  qcDir: string,
   subject: string,
   records: readonly QcRecord[],
   options: { unreadable?: readonly UnreadableQcRecord[] } = {},
@@ -287,9 +288,9 @@ export async function writeParticipantReport(
     subject,
     records: own,
     unreadable: options.unreadable ?? [],
-    existingRenders: await existingPaths(outputDir, renderPaths(own)),
+    existingRenders: await existingPaths(qcDir, renderPaths(own)),
   });
-  const file = participantReportPath(outputDir, subject);
+  const file = participantReportPath(qcDir, subject);
   await writeFileAtomic(file, page);
   return file;
 }
