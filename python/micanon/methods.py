@@ -8,6 +8,7 @@ atlas RAS). Nothing here reads or writes files.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -58,10 +59,11 @@ class AtlasImages:
     ``face_zone`` is the face ROI grown by ``FACE_ZONE_MM`` and limited to outside brain_neck:
     everything reface may replace. ``boxes`` holds each mask's voxel bounding box [lo, hi), so
     pulling to a native grid only resamples where the mask can be (5x faster on a head).
+    ``skin`` and ``closed_face`` (the face with a closed skin, :func:`close_face_skin`, what
+    reface pastes) are computed on first use: deface needs neither (~1 s saved).
     """
 
     template: np.ndarray
-    skin: float
     face_roi: np.ndarray
     brain: np.ndarray
     brain_neck: np.ndarray
@@ -71,20 +73,25 @@ class AtlasImages:
     affine: np.ndarray
     boxes: dict
 
+    @functools.cached_property
+    def skin(self) -> float:
+        """The template's air/skin level (render.pick_skin_threshold)."""
+        return pick_skin_threshold(self.template, tuple(float(z) for z in zooms_of(self.affine))).value
+
+    @functools.cached_property
+    def closed_face(self) -> np.ndarray:
+        """The atlas face with a closed skin surface, so pasted it reads as closed eyes, not sockets."""
+        return close_face_skin(self.template, self.face, zooms_of(self.affine), self.skin)
+
 
 def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasImages:
-    """Bundle atlas arrays (atlas grid) and derive the reface zone, the head mask and the boxes.
-
-    The atlas face gets a closed skin surface (:func:`close_face_skin`), so pasted it reads as a
-    face with closed eyes, not as sockets.
-    """
+    """Bundle atlas arrays (atlas grid) and derive the reface zone, the head mask and the boxes."""
     face_roi = np.asarray(face_roi) > 0
     brain_neck = np.asarray(brain_neck) > 0
     zooms = zooms_of(affine)
     grown = dilate_mm(face_roi, zooms, FACE_ZONE_MM)
     template = np.asarray(template, np.float32)
-    skin = pick_skin_threshold(template, tuple(float(z) for z in zooms)).value
-    face = close_face_skin(template, np.asarray(face, np.float32), zooms, skin)
+    face = np.asarray(face, np.float32)
     head = brain_neck | (face_roi & (face > 0))
     brain = np.asarray(brain) > 0
     face_zone = grown & ~brain_neck
@@ -95,7 +102,7 @@ def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasIm
     lo, hi = boxes["face_zone"]
     boxes["brain_neck"] = (np.maximum(lo - margin, 0), np.minimum(hi + margin, face_roi.shape))
     return AtlasImages(
-        template=template, skin=skin, face_roi=face_roi, brain=brain,
+        template=template, face_roi=face_roi, brain=brain,
         brain_neck=brain_neck, face=face, face_zone=face_zone,
         head=head, affine=np.asarray(affine, float), boxes=boxes,
     )
@@ -256,7 +263,7 @@ def pull_masks(
     if with_face:
         brain_neck = (pull("brain_neck", outside=1.0) >= 0.5) | guard
         zone = ((pull("face_zone") >= 0.5) | face_roi) & ~brain_neck
-        face = pull_fraction(atlas.face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
+        face = pull_fraction(atlas.closed_face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
     return NativeMasks(
         face_roi=face_roi, brain_guard=guard, brain_neck=brain_neck, face_zone=zone,
         face=face, guard_overlap=int(overlap.sum()), atlas_skin=atlas.skin if with_face else None,
