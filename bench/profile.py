@@ -1,9 +1,8 @@
 """Where micanon's time goes: one session through the real engine, every stage timed.
 
 Runs ``micanon.session.anonymize_session`` in this process with timers wrapped around the
-functions it calls (the engine itself is not changed), then times what the QC step will do per
-output (surface renders, face detection and identity, slice figures), which the CLI does not
-run yet. Prints or writes JSON: {"stages": {name: seconds}, "session_seconds", "qc": {...}, ...}.
+functions it calls (the engine itself is not changed), then runs the CLI's QC step on every
+output (``micanon.qc.check_outputs``: surface renders, face detection, identity, slice figures). Prints or writes JSON: {"stages": {name: seconds}, "session_seconds", "qc": {...}, ...}.
 
     .venv/bin/python bench/profile.py --bids DIR --subject A --methods deface reface warpface --json out.json
 """
@@ -50,42 +49,34 @@ def instrument(stages: Stages, output_paths: set[str]) -> None:
     guard.count_changed = stages.wrap(lambda *a, **k: "guard", guard.count_changed)
 
 
-def qc_projection(records: list[dict], stages: Stages) -> dict:
-    """Time what a QC record per output needs: renders + face identity of input and output, slices."""
-    from micanon import face, render
+def run_qc(records: list[dict], bids: str, out_dir: str, stages: Stages) -> dict:
+    """The CLI's QC step itself (``qc.check_outputs``, one request for the session, items built as
+    src/pipeline/session.ts builds them), with its renders, detectors, descriptors and slices timed."""
+    from micanon import face, qc, render
 
-    described: dict[str, dict] = {}
-    counts = {"renders": 0, "outputs": 0}
-
-    def views_of(path: str) -> dict:
-        if path not in described:
-            with stages.stage("QC: surface renders"):
-                renders = render.render_views(path)
-            counts["renders"] += 1
-            with stages.stage("QC: face detection + identity"):
-                described[path] = face.describe_views(renders.views) if renders.views else {}
-            with stages.stage("QC: slice figures"):
-                render.render_slices(path)
-        return described[path]
-
+    render.render_views = stages.wrap(lambda *a, **k: "QC: surface renders", render.render_views)
+    face.detect = stages.wrap(lambda *a, **k: "QC: face detection", face.detect)
+    face.descriptor = stages.wrap(lambda *a, **k: "QC: identity descriptors", face.descriptor)
+    render.slice_plane = stages.wrap(lambda *a, **k: "QC: slice figures", render.slice_plane)
     with stages.stage("QC: load face models"):
         face.load_models()
-    for record in records:
-        if "output" not in record:
-            continue
-        counts["outputs"] += 1
-        before = views_of(record["input"])
-        after = views_of(record["output"])
-        if record["method"] != "deface" and before and after:
-            with stages.stage("QC: face detection + identity"):
-                face.identity_distance(before, after)
-    return counts
+    items = [{
+        "input": os.path.abspath(r["input"]), "output": os.path.abspath(r["output"]), "output_name": Path(r["output"]).name, "method": r["method"],
+        "brain_voxels_changed": r["brain_voxels_changed"], "guard_voxels": r["guard_voxels"],
+        "brain_guard": r.get("brain_guard_mask"), "face_roi": r.get("face_roi_mask"),
+        "head_affine": r.get("image_to_atlas"), "registration": {"flag": "ok", **(r.get("registration") or {})},
+    } for r in records if "output" in r]
+    reply = qc.check_outputs(qc.QcRequest.from_json({
+        "output_dir": out_dir, "bids_dir": os.path.abspath(bids), "subject": "bench", "session": None,
+        "figures_dir": os.path.join(out_dir, "figures"), "items": items,
+    }))
+    return {"outputs": len(items), "failed": sum(r["status"] == "FAILED" for r in reply["records"])}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = session_parser(__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["deface", "reface", "warpface"])
-    parser.add_argument("--no-qc", action="store_true", help="skip the projected QC step")
+    parser.add_argument("--no-qc", action="store_true", help="skip the QC step")
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
@@ -115,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         qc = None
         if not args.no_qc:
             qc_start = time.perf_counter()
-            counts = qc_projection(result["images"], stages)
+            counts = run_qc(result["images"], args.bids, os.path.join(tmp, "qc"), stages)
             qc = {"seconds": round(time.perf_counter() - qc_start, 2), **counts}
 
     write_json(args.json, {
