@@ -203,7 +203,7 @@ def header_differences(before: StoredImage, after: StoredImage) -> list[str]:
     differences: list[str] = []
     shape_a, shape_b = a.get_data_shape(), b.get_data_shape()
     if shape_a != shape_b:
-        differences.append(f"shape {_shape(shape_a)} -> {_shape(shape_b)}")
+        differences.append(f"shape {shape_text(shape_a)} -> {shape_text(shape_b)}")
     if not np.array_equal(before.affine, after.affine):
         differences.append(f"affine differs (max {_max_abs(before.affine, after.affine):.4g})")
     for form in ("qform", "sform"):
@@ -224,13 +224,14 @@ def header_differences(before: StoredImage, after: StoredImage) -> list[str]:
             differences.append(f"{field_name} {value_a:g} -> {value_b:g}")
     ndim = len(shape_a)
     if len(shape_b) == ndim and not np.array_equal(a["pixdim"][1 : ndim + 1], b["pixdim"][1 : ndim + 1]):
-        differences.append(f"voxel sizes (pixdim) {_shape(a['pixdim'][1:ndim + 1])} -> {_shape(b['pixdim'][1:ndim + 1])}")
+        differences.append(f"voxel sizes (pixdim) {shape_text(a['pixdim'][1:ndim + 1])} -> {shape_text(b['pixdim'][1:ndim + 1])}")
     if a.get_xyzt_units() != b.get_xyzt_units():
         differences.append(f"units {'/'.join(a.get_xyzt_units())} -> {'/'.join(b.get_xyzt_units())}")
     return differences
 
 
-def _shape(values) -> str:
+def shape_text(values) -> str:
+    """Sizes as `188x256x190` (shape or voxel sizes)."""
     return "x".join(f"{float(v):g}" for v in values)
 
 

@@ -127,8 +127,8 @@ def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: 
     brain = record["checks"]["brain_voxels_changed"]
     brain.pop("engine_value", None)
     if image_stored.raw.shape != stored.raw.shape:
-        brain["detail"] = (f"the image is not on the original's grid ({_shape(image_stored.raw.shape)} vs "
-                           f"{_shape(stored.raw.shape)}): its voxels cannot be compared one to one, so every guard voxel counts as changed")
+        brain["detail"] = (f"the image is not on the original's grid ({qc.shape_text(image_stored.raw.shape)} vs "
+                           f"{qc.shape_text(stored.raw.shape)}): its voxels cannot be compared one to one, so every guard voxel counts as changed")
     elif image_stored.raw.dtype != stored.raw.dtype or image_stored.slope_inter() != stored.slope_inter():
         # Bit for bit is the rule; still say whether the values survived another tool's re-storing.
         differ = _real_changes(stored, image_stored, masks.brain_guard)
@@ -151,10 +151,6 @@ def _real_changes(before: StoredImage, after: StoredImage, brain_guard: np.ndarr
 def _scaling(image: StoredImage) -> str:
     slope, inter = image.slope_inter()
     return f"{slope:g}/{inter:g}"
-
-
-def _shape(shape) -> str:
-    return "x".join(str(int(n)) for n in shape)
 
 
 # ----------------------------------------------------------------------------- image alone
