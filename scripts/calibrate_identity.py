@@ -33,8 +33,9 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.spatial.transform import Rotation
 
-from micanon import face, qc, render
+from micanon import face, guard, qc, render
 from micanon.atlas.load import default_atlas_dir, load_atlas
+from micanon.methods import background_value, deface, pull_masks
 from micanon.register import register_to_atlas, register_to_t1w, rotation_angle_deg
 from micanon.session import load_atlas_images
 
@@ -243,7 +244,10 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
     mask_on_t1w = ndi.affine_transform(
         facemask.astype(np.float32), voxel_map[:3, :3], voxel_map[:3, 3], output_shape=t1w.shape, order=0, cval=1.0
     )
+    # micanon's own deface: the atlas face ROI pulled onto A through the same fit, set to background.
+    face_roi = pull_masks(atlas, t1w.shape[:3], t1w.affine, t1w_to_atlas, guard_mm=guard.GUARD_MM, with_face=False).face_roi
     for label, defaced in (
+        ("A T1w, micanon deface", nib.Nifti1Image(deface(t1w_data, face_roi, background_value(t1w_data)), t1w.affine)),
         ("A T1w, pydeface facemask applied", nib.Nifti1Image(t1w_data * mask_on_t1w, t1w.affine)),
         ("A T1w, plane cut 35 mm behind nose", plane_cut_copy(t1w, t1w_to_atlas)),
     ):
@@ -265,13 +269,16 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
     # A and its copies against the average for different people.
     pairs = [("A T1w", label) for label, head in heads.items() if head.person == "person A" and label != "A T1w"]
     pairs += [(label, "pydeface average") for label, head in heads.items() if head.person == "person A"]
+    # A against itself with its face cut away: how far any method can take A's descriptor while
+    # the rest of the head (kept by every method) stays; a threshold above it cannot be met on A.
+    pairs += [("A T1w", label) for label, head in heads.items() if head.person == "defaced" and label.startswith("A T1w")]
     records: dict[tuple[str, str], dict] = {}
     identity_rows, rule = [], ""
     identity_start = time.perf_counter()
     for reference, other in pairs:
         check, record = qc.identity_check(seen[reference].head, seen[other].head)
         rule = check["rule"] if check["verdict"] != "inconclusive" else rule
-        kind = "same" if heads[reference].person == heads[other].person else "different"
+        kind = "face removed" if heads[other].person == "defaced" else "same" if heads[reference].person == heads[other].person else "different"
         records[(reference, other)] = record
         identity_rows.append(identity_row(reference, other, kind, check, record))
     identity_seconds = (time.perf_counter() - identity_start) / max(len(pairs), 1)
@@ -286,7 +293,7 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
     """The lines of docs/qc-calibration.md from the measured heads and pairs."""
     threshold = face.IDENTITY_THRESHOLD
     measured = {pair: r["distance"] for pair, r in records.items() if r["distance"] is not None}
-    same_contrast, other_contrast, different = groups(heads, measured)
+    same_contrast, other_contrast, different, removed = groups(heads, measured)
     same = {**same_contrast, **other_contrast}
     lines = [
         "# QC calibration: face detection and identity on surface renders",
@@ -345,8 +352,14 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
                     f" {'sits between' if between else 'is NOT between'} (margins {threshold - group[top]:+.3f} below,"
                     f" {min(different.values()) - threshold:+.3f} above)."
                 )
+        if removed:
+            top = min(removed, key=removed.get)
+            lines.append(
+                f"A with its face removed: min {removed[top]:.3f} (n={len(removed)}; {top[1]}); `IDENTITY_THRESHOLD` = {threshold}"
+                f" {'is below it' if threshold < removed[top] else 'is NOT below it'} (margin {removed[top] - threshold:+.3f})."
+            )
         lines.append("")
-    lines += what_the_numbers_say(heads, seen, measured)
+    lines += what_the_numbers_say(heads, seen, measured, records)
     lines += [
         "## Timings (this machine, shared 2 cores)",
         "",
@@ -356,20 +369,23 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
     return lines
 
 
-def groups(heads: dict[str, Head], measured: dict) -> tuple[dict, dict, dict]:
-    """Measured pairs -> distance, split: same person and contrast, same person across contrasts, different people."""
-    same_contrast, other_contrast, different = {}, {}, {}
+def groups(heads: dict[str, Head], measured: dict) -> tuple[dict, dict, dict, dict]:
+    """Measured pairs -> distance, split: same person and contrast, same person across contrasts,
+    different people, and A against its own face-removed copies."""
+    same_contrast, other_contrast, different, removed = {}, {}, {}, {}
     for (reference, other), distance in measured.items():
-        if heads[reference].person != heads[other].person:
+        if heads[other].person == "defaced":
+            removed[(reference, other)] = distance
+        elif heads[reference].person != heads[other].person:
             different[(reference, other)] = distance
         elif heads[reference].contrast == heads[other].contrast:
             same_contrast[(reference, other)] = distance
         else:
             other_contrast[(reference, other)] = distance
-    return same_contrast, other_contrast, different
+    return same_contrast, other_contrast, different, removed
 
 
-def what_the_numbers_say(heads: dict[str, Head], seen: dict[str, qc.SeenImage], measured: dict) -> list[str]:
+def what_the_numbers_say(heads: dict[str, Head], seen: dict[str, qc.SeenImage], measured: dict, records: dict) -> list[str]:
     """The reading of this run. Figures are measured; the prose was written from the run of the date above."""
     threshold = face.IDENTITY_THRESHOLD
     a = seen["A T1w"].head
@@ -384,7 +400,7 @@ def what_the_numbers_say(heads: dict[str, Head], seen: dict[str, qc.SeenImage], 
         default=0.0,
     )
     off = [head.off_deg for head in heads.values() if head.off_deg is not None]
-    same_contrast, other_contrast, different = groups(heads, measured)
+    same_contrast, other_contrast, different, removed = groups(heads, measured)
     upright_same = [d for (_, b), d in same_contrast.items() if heads[b].head_affine is not None]
     highest = max(same_contrast, key=same_contrast.get)[1] if same_contrast else "none"
     pdw = ", ".join(f"{b} {d:.3f}" for (_, b), d in other_contrast.items()) or "not compared"
@@ -418,6 +434,12 @@ def what_the_numbers_say(heads: dict[str, Head], seen: dict[str, qc.SeenImage], 
         "- The input box decides most same-person views (the copies' own detections are weaker or missing); in the"
         " different-person pairs the average's own HOG box usually decides: describing the other head inside the"
         " input's box did not make two different heads look alike here.",
+        "- Face removed (A as input; A with its face cut away by micanon's deface, by pydeface's mask, by a plane):"
+        f" {_span(list(removed.values()))}. No method that keeps the rest of A's head can take A's descriptor much"
+        " farther: A's field of view ends below the nose, so every view is dominated by what every method keeps"
+        " (forehead, temples, ears, the cut through the head). A reface or warpface of A passes the identity rule"
+        " only where these exceed the threshold, and by no more than their margin. Per view:"
+        f" {'; '.join(f'{b}: ' + ', '.join(f'{v} {d:.3f}' for v, d in sorted(records[(a, b)]['per_view'].items())) for (a, b) in removed)}.",
         "",
     ]
 
