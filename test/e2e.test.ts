@@ -136,6 +136,15 @@ describe('micanon example (runs anywhere)', () => {
     expect(readFileSync(path.join(qcDir, 'logs', 'group_qc.tsv'), 'utf8').trim().split('\n')).toHaveLength(3);
     expect(filesUnder(out).filter((f) => /\.(png|html)$/.test(f) || f.includes('group_qc'))).toEqual([]);
     expect(filesUnder(out)).toContain(path.join('logs', 'group_summary.tsv'));
+
+    // Without the participant run's layout, the group level refuses before writing anything:
+    // its QC page would otherwise land, empty, in the shareable copy.
+    const before = filesUnder(out).sort();
+    const wrong = await runCli('micanon', [bids, out, 'group']);
+    expect(wrong.exitCode, wrong.all).toBe(64);
+    expect(wrong.all).toContain('was written with --output-layout raw');
+    expect(filesUnder(out).filter((f) => !f.startsWith(`logs${path.sep}micanon_`)).sort()).toEqual(before.filter((f) => !f.startsWith(`logs${path.sep}micanon_`)));
+    expect(existsSync(path.join(out, 'group_qc.html'))).toBe(false);
   });
 
   it('stops the engine and leaves no partial output on Ctrl-C', async () => {

@@ -108,7 +108,21 @@ export async function prepareOutputDataset(config: RunConfig): Promise<void> {
 }
 
 interface SessionSummaryFile {
+  /** Absent in records of micanon before 0.1.0's --qc-dir: nothing to check them against. */
+  outputLayout?: string;
+  qcDir?: string;
   outputs: Array<{ subject: string; session: string | null; input: string; method: string; status: string; output: string | null; reason: string | null; brainVoxelsChanged: number | null }>;
+}
+
+function checkSameLayout(config: RunConfig, file: string, body: SessionSummaryFile): void {
+  const layout = body.outputLayout;
+  const qcDir = body.qcDir === undefined ? undefined : path.resolve(config.outputDir, body.qcDir);
+  if ((layout === undefined || layout === config.outputLayout) && (qcDir === undefined || qcDir === config.qcDir)) return;
+  throw new MicanonError(
+    'USAGE',
+    `logs/${file} was written with --output-layout ${layout ?? config.outputLayout} and QC in ${qcDir ?? config.qcDir}; ` +
+      `the group level needs the same (it has --output-layout ${config.outputLayout}, QC in ${config.qcDir})`,
+  );
 }
 
 /** `group` level: gather every participant's run record into logs/group_summary.tsv. */
@@ -120,8 +134,11 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   }
   const header = ['subject', 'session', 'input', 'method', 'status', 'brain_voxels_changed', 'output', 'reason'];
   const rows: string[][] = [];
-  for (const file of files) {
-    const body = JSON.parse(await readFile(path.join(logs, file), 'utf8')) as SessionSummaryFile;
+  const bodies = await Promise.all(files.map(async (file) => [file, JSON.parse(await readFile(path.join(logs, file), 'utf8')) as SessionSummaryFile] as const));
+  // Before anything is written: a group run with another layout would put its (empty) QC page
+  // into a raw output_dir, the copy meant for sharing, and miss the participants' QC records.
+  for (const [file, body] of bodies) checkSameLayout(config, file, body);
+  for (const [, body] of bodies) {
     for (const o of body.outputs) {
       rows.push([o.subject, o.session ?? 'n/a', o.input, o.method, o.status, String(o.brainVoxelsChanged ?? 'n/a'), o.output ?? 'n/a', o.reason ?? '']);
     }

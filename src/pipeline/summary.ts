@@ -51,6 +51,9 @@ export async function writeRunSummary(
       finished: new Date().toISOString(),
       methods: config.methods,
       threads: config.nthreads,
+      // The group level must use the same layout and QC folder (summariseOutputs checks).
+      outputLayout: config.outputLayout,
+      qcDir: path.relative(config.outputDir, config.qcDir) || '.',
       timings: timings.get(name) ?? {},
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
