@@ -5,17 +5,17 @@ image works). Nothing is downloaded: the HOG detector is built into dlib, the CN
 the 5-point landmark model and the ResNet face descriptor come from the installed
 ``face_recognition_models`` package. Models are loaded once, on first use.
 
-Two checks use this module: after deface no face may be found in any view (by
-``DEFACE_CHECK_DETECTORS``); after
-reface/warpface the descriptor of the output must be farther than ``IDENTITY_THRESHOLD`` from
-the input's in every view where both show a face (see docs/qc-calibration.md).
+Two checks use this module (rules in :mod:`micanon.qc`): after deface no face may be found in any
+view (by ``DEFACE_CHECK_DETECTORS``); after reface/warpface the output, described inside the
+input's face box and its own (:func:`paired_distance`), must be farther than ``IDENTITY_THRESHOLD``
+from the input in every view where the input shows a face (see docs/qc-calibration.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import dlib
 import face_recognition_models
@@ -142,56 +142,3 @@ def _best(detections: list[Detection]) -> Detection | None:
     # The landmark model was trained on HOG-style boxes; prefer them when both detectors agree.
     hog = [d for d in detections if d.detector == "hog"]
     return (hog or detections or [None])[0]
-
-
-def describe_views(views: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | None]:
-    """Descriptor of the best face in each view (None where no detector finds one)."""
-    described: dict[str, np.ndarray | None] = {}
-    for name, image in views.items():
-        best = _best(detect(image))
-        described[name] = None if best is None else descriptor(image, best)
-    return described
-
-
-def identity_distance(
-    views_a: Mapping[str, np.ndarray | None],
-    views_b: Mapping[str, np.ndarray | None],
-    threshold: float = IDENTITY_THRESHOLD,
-) -> dict:
-    """How far apart two heads' faces are, over the views both show a face in.
-
-    ``views_a``/``views_b`` map view name to a rendered image (uint8, 2-D or RGB) or to a
-    descriptor from ``describe_views`` (128-d, or None). Returns a JSON-able dict:
-    ``distance`` (min over shared views, the view most alike decides; None if no view shows a
-    face in both), ``per_view`` (view -> distance or None), ``views_compared``,
-    ``same_person`` (distance < threshold, None if nothing was compared), ``threshold`` and
-    ``model_version``.
-    """
-    a = _as_descriptors(views_a)
-    b = _as_descriptors(views_b)
-    per_view: dict[str, float | None] = {}
-    for name in a.keys() & b.keys():
-        da, db = a[name], b[name]
-        per_view[name] = None if da is None or db is None else float(np.linalg.norm(da - db))
-    measured = [d for d in per_view.values() if d is not None]
-    distance = min(measured) if measured else None
-    return {
-        "distance": distance,
-        "per_view": dict(sorted(per_view.items())),
-        "views_compared": len(measured),
-        "same_person": None if distance is None else distance < threshold,
-        "threshold": threshold,
-        "model_version": MODEL_VERSION,
-    }
-
-
-def _as_descriptors(views: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
-    out: dict[str, np.ndarray | None] = {}
-    to_describe: dict[str, np.ndarray] = {}
-    for name, value in views.items():
-        if value is None or (np.ndim(value) == 1 and np.size(value) == 128):
-            out[name] = None if value is None else np.asarray(value, dtype=np.float64)
-        else:
-            to_describe[name] = value
-    out.update(describe_views(to_describe))
-    return out

@@ -15,7 +15,8 @@ Checks, per output (numbers behind the face rules: docs/qc-calibration.md):
   output. Inconclusive (not a failure) when the CNN finds no face in the input either, or the
   input has no head surface (angiogram);
 - face, reface/warpface: identity distance between input and output faces above
-  ``face.IDENTITY_THRESHOLD`` in every view where both show a face; inconclusive when no view does;
+  ``face.IDENTITY_THRESHOLD`` in every view where the input shows a face (the output described
+  inside the input's box as well as its own, :func:`identity_check`); inconclusive when no view does;
 - registration: judged by the caller; "poor" fails.
 
 Every input is read, rendered and searched for faces once per call, whatever the number of its
@@ -298,7 +299,7 @@ class _Head:
     def descriptor(self, view: str) -> np.ndarray | None:
         """Face descriptor of one view: on the best HOG box, else the best CNN box (None: no face).
 
-        HOG boxes first, as in face.describe_views (the landmark model was trained on them);
+        HOG boxes first, as face._best picks them (the landmark model was trained on them);
         the CNN only runs where HOG finds nothing.
         """
         if view not in self._descriptors:

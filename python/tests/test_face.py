@@ -45,14 +45,16 @@ def test_no_face_in_a_blank_or_noise_image():
     assert face.detect(noise, face.DEFACE_CHECK_DETECTORS) == []
 
 
-def test_identity_distance_compares_views_with_a_face_in_both():
-    a = {"front": np.zeros(128), "left45": None, "right45": np.full(128, 0.1)}
-    b = {"front": np.full(128, 0.05), "left45": np.zeros(128), "right45": np.zeros(128)}
-    result = face.identity_distance(a, b, threshold=0.6)
-    assert result["views_compared"] == 2 and result["per_view"]["left45"] is None
-    assert result["distance"] == pytest.approx(0.05 * np.sqrt(128))
-    assert result["same_person"] is True
-    assert face.identity_distance({"front": None}, b)["distance"] is None
+def test_paired_distance_takes_the_nearer_of_the_input_box_and_the_own_box():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (160, 160)).astype(np.uint8)
+    box = face.Detection("cnn", (30, 30, 130, 130), 0.5)
+    own = face.Detection("hog", (20, 25, 120, 125), 0.5)
+    reference = face.descriptor(image, box)
+    assert face.paired_distance(reference, image, box, []) == (pytest.approx(0.0, abs=1e-9), "input box")
+    shifted = face.descriptor(image, own)
+    distance, which = face.paired_distance(shifted, image, box, [own])
+    assert which == "own hog box" and distance == pytest.approx(0.0, abs=1e-9)
 
 
 def plane_cut(img: nib.Nifti1Image, behind_nose_mm: float = 35.0) -> nib.Nifti1Image:
@@ -105,12 +107,21 @@ def test_person_a_face_found_and_gone_after_a_plane_cut(person_a_views):
 
 @needs_person_a
 @needs_pydeface
-def test_person_a_rotated_is_same_person_and_average_head_is_not(person_a_views, average_head):
-    mine = face.describe_views(person_a_views)
-    rotated = face.identity_distance(mine, render.render_views(tilted(nib.load(T1W), 4.0)).views)
-    assert rotated["views_compared"] >= 1 and rotated["same_person"], rotated
-    other = face.identity_distance(mine, render.render_views(average_head[0]).views)
-    assert other["views_compared"] >= 1 and not other["same_person"], other
+def test_person_a_rotated_is_same_person_and_average_head_is_not(average_head):
+    """QC's own identity rule (qc.identity_check), all heads seen in the scanner frame."""
+    from micanon import qc
+    from micanon.io import read_image
+
+    def head(img: nib.Nifti1Image, tmp: Path) -> "qc._Head":
+        img.to_filename(str(tmp))
+        return qc._Head(read_image(tmp), None)
+
+    folder = Path(average_head[0].get_filename()).parent
+    mine = qc._Head(read_image(T1W), None)
+    check, rotated = qc.identity_check(mine, head(tilted(nib.load(T1W), 4.0), folder / "a_tilted.nii.gz"))
+    assert rotated["views_compared"] >= 1 and check["verdict"] == "fail", rotated  # fail: still the same person
+    check, other = qc.identity_check(mine, head(average_head[0], folder / "average.nii.gz"))
+    assert other["views_compared"] >= 1 and check["verdict"] == "pass", other
 
 
 @needs_pydeface
