@@ -39,6 +39,10 @@ WARP_TAPER_MM = 6.0
 # person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
 # a step line (seen at 4 mm on person A); the eyes, nose and mouth lie deeper in the zone.
 REFACE_FEATHER_MM = 8.0
+# ... and over at least this many voxels of the image's coarsest axis: on 2.4 mm slices (person A's
+# PDw) an 8 mm blend spans three slices, and the staircase of the zone's edge showed as a thin
+# crease across the temple; 6 slices (14.4 mm) remove it. Fine grids keep REFACE_FEATHER_MM.
+REFACE_FEATHER_VOXELS = 6
 # The atlas face is an average: its eyelids and nostril rims are too thin and blurred to hold a
 # skin surface, and pasted as they are they show as empty sockets. Gaps in its skin up to twice
 # this size (mm) are closed, and the outer SKIN_SHELL_MM of the closed face are lifted to skin level.
@@ -355,7 +359,7 @@ def reface(volume: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
     Inside brain_neck (and the guard) the input is kept. In the face zone the atlas face,
     mapped by :func:`intensity_map` (atlas face vs this image over the face ROI; air and tissue
     apart, anchored on the atlas template's and this image's skin levels), fades in
-    over ``REFACE_FEATHER_MM`` from the zone edge so the new face joins the scalp without a step.
+    by :func:`reface_weight` from the zone edge, so the new face joins the scalp without a step.
     """
     if masks.face is None:
         raise ValueError("reface needs the atlas face pulled to the native grid")
@@ -368,9 +372,19 @@ def reface(volume: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
     # TOF angiogram, whose Otsu level splits vessels from everything else).
     skin = pick_skin_threshold(volume, tuple(float(z) for z in zooms))
     mapping = intensity_map(masks.face[sample], volume[sample], masks.atlas_skin, skin.value if skin.ok else None)
-    weight = np.clip(distance_inside_mm(zone, zooms, REFACE_FEATHER_MM) / REFACE_FEATHER_MM, 0, 1)[zone]
+    weight = reface_weight(zone, zooms)[zone]
     out[zone] = weight * mapping(masks.face[zone]) + (1 - weight) * out[zone]
     return out
+
+
+def reface_weight(zone: np.ndarray, zooms) -> np.ndarray:
+    """How much of the atlas face each voxel takes (0 outside ``zone``, rising to 1 inside).
+
+    A linear ramp with the distance from the zone's edge, over ``REFACE_FEATHER_MM`` or
+    ``REFACE_FEATHER_VOXELS`` voxels of the coarsest axis, whichever is longer.
+    """
+    feather = max(REFACE_FEATHER_MM, REFACE_FEATHER_VOXELS * float(np.max(zooms)))
+    return np.clip(distance_inside_mm(zone, zooms, feather) / feather, 0, 1)
 
 
 # ----------------------------------------------------------------------------- warpface

@@ -60,6 +60,19 @@ def test_reface_replaces_the_face_with_the_atlas_face(native):
     assert np.median(out[atlas_only_nose]) > 50
 
 
+def test_reface_blend_spans_several_slices_of_a_thick_slice_image():
+    zone = np.zeros((40, 40, 40), bool)
+    zone[5:35, 5:35, 5:35] = True
+    fine = methods.reface_weight(zone, (1.0, 1.0, 1.0))
+    thick = methods.reface_weight(zone, (1.0, 1.0, 2.4))
+    assert fine[~zone].max() == 0 and thick[~zone].max() == 0
+    # 8 mm in from the edge (along x): the 1 mm grid takes the atlas face whole, the 2.4 mm
+    # slices still blend (ramp over 6 x 2.4 = 14.4 mm), so their staircase edge cannot crease the skin
+    assert fine[12, 20, 20] == pytest.approx(1.0) and fine[8, 20, 20] == pytest.approx(4 / 8)
+    assert thick[12, 20, 20] == pytest.approx(8 / 14.4, abs=1e-6)
+    assert thick[20, 20, 20] == pytest.approx(1.0)
+
+
 def test_intensity_map_matches_quantiles_and_is_monotone():
     rng = np.random.default_rng(1)
     atlas = np.r_[np.zeros(400), rng.uniform(100, 200, 600)]
