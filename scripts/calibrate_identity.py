@@ -137,7 +137,12 @@ def detection_row(seen: qc.SeenImage) -> dict[str, str]:
 def identity_row(reference: str, other: str, kind: str, check: dict, record: dict) -> str:
     """One row of the identity table: QC's identity record of ``other`` taken as ``reference``'s output."""
     nearest_first = sorted(record["per_view"].items(), key=lambda item: item[1])
-    per_view = ", ".join(f"{RENDER_VIEW.get(v, v)} {d:.3f} ({record['boxes'][v]})" for v, d in nearest_first)
+    blind = set(record.get("views_blind", []))
+    removed = record.get("face_removed", {}).get("per_view", {})
+    per_view = ", ".join(
+        f"{RENDER_VIEW.get(v, v)} {d:.3f} ({record['boxes'][v]}{f'; blind: face removed {removed[v]:.3f}' if v in blind else ''})"
+        for v, d in nearest_first
+    )
     distance = "-" if record["distance"] is None else f"{record['distance']:.3f}"
     return f"| {reference} | {other} | {kind} | {distance} | {record['views_compared']} | {check['verdict']} | {per_view} |"
 
@@ -272,11 +277,28 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
     # A against itself with its face cut away: how far any method can take A's descriptor while
     # the rest of the head (kept by every method) stays; a threshold above it cannot be met on A.
     pairs += [("A T1w", label) for label, head in heads.items() if head.person == "defaced" and label.startswith("A T1w")]
+    # The same on a whole face: where does removing it leave the descriptor unmoved (blind views)?
+    pairs += [("pydeface average", "pydeface average, facemask applied")]
     records: dict[tuple[str, str], dict] = {}
     identity_rows, rule = [], ""
     identity_start = time.perf_counter()
+    controls: dict[str, qc._Head | None] = {}
+
+    def face_removed(label: str) -> qc._Head | None:
+        """The input with its face ROI (pulled through its own frame) set to background: QC's control."""
+        if label not in controls:
+            head, input_head = heads[label], seen[label].head
+            controls[label] = None
+            if head.head_affine is not None:
+                stored = input_head.stored
+                roi = pull_masks(atlas, stored.shape3d, stored.affine, head.head_affine, guard_mm=guard.GUARD_MM, with_face=False).face_roi
+                volume = stored.real(0)
+                volume = np.where(roi, background_value(volume), volume).astype(np.float32)
+                controls[label] = qc._Head(stored, head.head_affine, threshold=input_head.renders.skin.value, volume=volume)
+        return controls[label]
+
     for reference, other in pairs:
-        check, record = qc.identity_check(seen[reference].head, seen[other].head)
+        check, record = qc.identity_check(seen[reference].head, seen[other].head, face_removed=face_removed(reference))
         rule = check["rule"] if check["verdict"] != "inconclusive" else rule
         kind = "face removed" if heads[other].person == "defaced" else "same" if heads[reference].person == heads[other].person else "different"
         records[(reference, other)] = record
@@ -292,7 +314,13 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
 def document(heads, seen, angio, frame_rows, identity_rows, rule, records, seconds) -> list[str]:
     """The lines of docs/qc-calibration.md from the measured heads and pairs."""
     threshold = face.IDENTITY_THRESHOLD
-    measured = {pair: r["distance"] for pair, r in records.items() if r["distance"] is not None}
+    # A face-removed copy is its own control (every view where it stays near A is blind): its
+    # row's ceiling is the nearest view of all, not of the deciding ones.
+    measured = {
+        pair: (min(r["per_view"].values()) if heads[pair[1]].person == "defaced" and r["per_view"] else r["distance"])
+        for pair, r in records.items()
+    }
+    measured = {pair: d for pair, d in measured.items() if d is not None}
     same_contrast, other_contrast, different, removed = groups(heads, measured)
     same = {**same_contrast, **other_contrast}
     lines = [
@@ -333,8 +361,12 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
         "(its best HOG box, else its best CNN box), the input's descriptor is compared with the other head's",
         "described inside the input's box and inside its own best box (HOG first, else CNN), if any; the nearer",
         "counts (`face.paired_distance`), and the distance is the minimum over those views. A view where the",
-        "other head shows no face is still compared, inside the input's box. 'QC' is the verdict QC would give",
-        "the second head as the input's reface/warpface output: fail = still the same person.",
+        "other head shows no face is still compared, inside the input's box. Where the input has a frame to pull",
+        "the atlas face ROI through (all but the copy seen without head_affine), the input with that face ROI set to",
+        "background is QC's control: a view where removing the face moves the descriptor no further than the",
+        "threshold is 'blind' (listed with its control distance) and does not decide; 'views' counts the deciding",
+        "ones. 'QC' is the verdict QC would give the second head as the input's reface/warpface output: fail = still",
+        "the same person.",
         "",
         "| input | compared | person | distance | views | QC | per view, nearest first (box that decided) |",
         "|---|---|---|---|---|---|---|",
@@ -352,6 +384,7 @@ def document(heads, seen, angio, frame_rows, identity_rows, rule, records, secon
                     f" {'sits between' if between else 'is NOT between'} (margins {threshold - group[top]:+.3f} below,"
                     f" {min(different.values()) - threshold:+.3f} above)."
                 )
+        removed = {pair: d for pair, d in removed.items() if pair[0] == "A T1w"}
         if removed:
             top = min(removed, key=removed.get)
             lines.append(
@@ -405,6 +438,16 @@ def what_the_numbers_say(heads: dict[str, Head], seen: dict[str, qc.SeenImage], 
     highest = max(same_contrast, key=same_contrast.get)[1] if same_contrast else "none"
     pdw = ", ".join(f"{b} {d:.3f}" for (_, b), d in other_contrast.items()) or "not compared"
     between = bool(same_contrast) and bool(different) and max(same_contrast.values()) < threshold < min(different.values())
+
+    def control(pair) -> str:
+        record = records.get(pair, {})
+        per_view = record.get("face_removed", {}).get("per_view", {})
+        blind = record.get("views_blind", [])
+        listed = ", ".join(f"{v} {d:.3f}" for v, d in sorted(per_view.items())) or "not measured"
+        return f"{listed} (blind: {', '.join(blind) or 'none'})"
+
+    control_a = control(("A T1w", "A T1w rotated 3/-4/2 deg"))
+    control_average = control(("pydeface average", "pydeface average, facemask applied"))
     return [
         "## What the numbers say",
         "",
@@ -435,11 +478,14 @@ def what_the_numbers_say(heads: dict[str, Head], seen: dict[str, qc.SeenImage], 
         " different-person pairs the average's own HOG box usually decides: describing the other head inside the"
         " input's box did not make two different heads look alike here.",
         "- Face removed (A as input; A with its face cut away by micanon's deface, by pydeface's mask, by a plane):"
-        f" {_span(list(removed.values()))}. No method that keeps the rest of A's head can take A's descriptor much"
+        f" {_span([d for (a, _), d in removed.items() if a == 'A T1w'])}. No method that keeps the rest of A's head can take A's descriptor much"
         " farther: A's field of view ends below the nose, so every view is dominated by what every method keeps"
         " (forehead, temples, ears, the cut through the head). A reface or warpface of A passes the identity rule"
         " only where these exceed the threshold, and by no more than their margin. Per view:"
-        f" {'; '.join(f'{b}: ' + ', '.join(f'{v} {d:.3f}' for v, d in sorted(records[(a, b)]['per_view'].items())) for (a, b) in removed)}.",
+        f" {'; '.join(f'{b}: ' + ', '.join(f'{v} {d:.3f}' for v, d in sorted(records[(a, b)]['per_view'].items())) for (a, b) in removed if a == 'A T1w')}.",
+        f"- QC's control (the input with micanon's face ROI set to background) on A: {control_a}. On the whole-face average"
+        f" head: {control_average}. A view listed as blind is one where even removing the face leaves the descriptor"
+        " within the threshold: it cannot witness whether the face is still the person's, so it does not decide.",
         "",
     ]
 

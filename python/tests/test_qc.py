@@ -339,6 +339,14 @@ def test_average_head_deface_passes_only_when_the_face_is_gone(average_head, tmp
     assert same_face["status"] == "FAILED" and same_face["checks"]["face"]["verdict"] == "fail"
     assert identity["distance"] is not None and identity["distance"] <= face.IDENTITY_THRESHOLD
     assert identity["threshold"] == face.IDENTITY_THRESHOLD and identity["model"] == face.MODEL_VERSION
+    # The positive control: this whole face removed moves the descriptor far past the threshold in
+    # most views, and they decide; the right profile barely moves (measured 0.16), so it is blind.
+    removed = identity["face_removed"]
+    assert set(removed["per_view"]) == set(identity["per_view"])
+    blind = set(identity["views_blind"])
+    assert "right" in blind and identity["views_compared"] == len(identity["per_view"]) - len(blind) >= 3
+    assert all((removed["per_view"][v] > face.IDENTITY_THRESHOLD) != (v in blind) for v in removed["per_view"])
+    assert "with its face removed" in same_face["reason"] and "not deciding" in same_face["reason"]
 
 
 # ----------------------------------------------------------------------------- person A
@@ -374,6 +382,17 @@ def test_person_a_t1w_and_angiogram_give_valid_records(tmp_path):
     assert angio_record["status"] == "PASS" and angio_record["checks"]["face"]["verdict"] == "inconclusive"
     assert "no head surface" in angio_record["checks"]["face"]["detail"]
     assert angio_record["renders"]["input"] == {} and angio_record["checks"]["identity"]["distance"] is None
+
+
+def test_identity_is_inconclusive_when_removing_the_face_moves_no_view(average_head):
+    """A control that did not remove the face (the input itself) makes every view blind: the
+    check cannot tell, so it says inconclusive rather than pass or fail."""
+    before = qc._Head(average_head["stored"], None)
+    after = qc._Head(average_head["stored"], None)
+    check, identity = qc.identity_check(before, after, face_removed=before)
+    assert check["verdict"] == "inconclusive" and identity["distance"] is None
+    assert identity["views_compared"] == 0 and len(identity["views_blind"]) == len(identity["per_view"]) >= 3
+    assert "none can tell this face from none" in check["detail"]
 
 
 def test_an_output_face_the_detectors_no_longer_find_is_still_compared(average_head):

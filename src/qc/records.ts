@@ -70,6 +70,12 @@ const checksSchema = z.looseObject({
       threshold: z.number().nonnegative(),
       model: z.string(),
       per_view: viewMap(z.number().nonnegative().nullable()),
+      /** The input with its face ROI set to background, compared the same way: a yardstick, not a verdict. */
+      face_removed: z
+        .looseObject({ distance: z.number().nonnegative(), per_view: viewMap(z.number().nonnegative()) })
+        .optional(),
+      /** Views with an input face where removing it moves the descriptor no further than the threshold: recorded, not deciding. */
+      views_blind: z.array(z.string()).optional(),
     })
     .nullable(),
   registration: z.looseObject({

@@ -116,7 +116,8 @@ function identityRow(record: QcRecord): Html {
     return html`<tr><th>Identity</th><td>${badge('none', 'n/a')}</td><td class="muted">not compared (${record.method} leaves no face to recognise)</td></tr>`;
   }
   if (identity.distance === null) {
-    return html`<tr><th>Identity</th><td>${badge('none', 'n/a')}</td><td class="muted">no face found to compare · threshold ${identity.threshold.toFixed(3)} · <code>${identity.model}</code></td></tr>`;
+    const why = identity.views_blind?.length ? 'removing the face does not move the descriptor past the threshold in any view: no view can tell' : 'no face found to compare';
+    return html`<tr><th>Identity</th><td>${badge('none', 'n/a')}</td><td class="muted">${why} · threshold ${identity.threshold.toFixed(3)} · <code>${identity.model}</code></td></tr>`;
   }
   const pass = identity.distance > identity.threshold;
   // Scale so the threshold sits mid-bar and the distance fits.
@@ -124,7 +125,15 @@ function identityRow(record: QcRecord): Html {
   const pct = (x: number) => `${Math.min(100, (100 * x) / scale).toFixed(1)}%`;
   return html`<tr><th>Identity</th><td>${passBadge(pass)}</td><td>distance ${identityComparison(record)} (threshold): ${pass ? 'no longer matches the input face' : 'still matches the input face'}
 <div class="gauge" role="img" aria-label="distance ${identity.distance.toFixed(3)}, threshold ${identity.threshold.toFixed(3)}"><div class="fill ${pass ? 'pass' : 'fail'}" style="width: ${pct(identity.distance)}"></div><div class="mark" style="left: ${pct(identity.threshold)}"></div></div>
-<span class="muted">model <code>${identity.model}</code></span></td></tr>`;
+${yardstick(identity)}<span class="muted">model <code>${identity.model}</code></span></td></tr>`;
+}
+
+/** What the same descriptor says of this input with its face removed: how much room the check has on this head. */
+function yardstick(identity: NonNullable<QcRecord['checks']['identity']>): Html {
+  const removed = identity.face_removed;
+  if (!removed) return html``;
+  const blind = identity.views_blind ?? [];
+  return html`<div class="muted">for scale: this input with its face removed (as deface leaves it) measures ${removed.distance.toFixed(3)}${blind.length ? html`; not deciding, as removing the face moves them no further than the threshold: ${blind.join(', ')}` : ''}</div>`;
 }
 
 function checksTable(record: QcRecord): Html {
