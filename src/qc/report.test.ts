@@ -111,11 +111,11 @@ describe('writeParticipantReport', () => {
     const base = failedRecord({ method: 'reface' });
     const identity = { ...base.checks.identity!, face_removed: { distance: 0.588, per_view: { front: 0.588 } } };
     const wide = participantReportHtml({ subject: '01', records: [{ ...base, checks: { ...base.checks, identity } }], existingRenders: new Set() });
-    expect(wide).toContain('this input with its face removed (as deface leaves it) measures 0.588');
+    expect(wide).toContain('this input with its face removed (as deface leaves it): front 0.588');
     expect(wide).not.toContain('not deciding');
     const narrow = { ...identity, face_removed: { distance: 0.161, per_view: { front: 0.588, right: 0.161 } }, views_blind: ['right'] };
     const page = participantReportHtml({ subject: '01', records: [{ ...base, checks: { ...base.checks, identity: narrow } }], existingRenders: new Set() });
-    expect(page).toContain('measures 0.161; not deciding, as removing the face moves them no further than the threshold: right');
+    expect(page).toContain('front 0.588, right 0.161; not deciding, as removing the face moves them no further than the threshold: right');
     const none = { ...identity, distance: null, face_removed: { distance: 0.1, per_view: { front: 0.1 } }, views_blind: ['front'] };
     const blindPage = participantReportHtml({ subject: '01', records: [{ ...base, checks: { ...base.checks, identity: none } }], existingRenders: new Set() });
     expect(blindPage).toContain('no view can tell');

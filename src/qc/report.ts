@@ -133,7 +133,8 @@ function yardstick(identity: NonNullable<QcRecord['checks']['identity']>): Html 
   const removed = identity.face_removed;
   if (!removed) return html``;
   const blind = identity.views_blind ?? [];
-  return html`<div class="muted">for scale: this input with its face removed (as deface leaves it) measures ${removed.distance.toFixed(3)}${blind.length ? html`; not deciding, as removing the face moves them no further than the threshold: ${blind.join(', ')}` : ''}</div>`;
+  const perView = Object.entries(removed.per_view).map(([view, d]) => `${view} ${d.toFixed(3)}`).join(', ');
+  return html`<div class="muted">for scale, the same views of this input with its face removed (as deface leaves it): ${perView}${blind.length ? html`; not deciding, as removing the face moves them no further than the threshold: ${blind.join(', ')}` : ''}</div>`;
 }
 
 function checksTable(record: QcRecord): Html {
