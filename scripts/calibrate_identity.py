@@ -292,9 +292,7 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
             if head.head_affine is not None:
                 stored = input_head.stored
                 roi = pull_masks(atlas, stored.shape3d, stored.affine, head.head_affine, guard_mm=guard.GUARD_MM, with_face=False).face_roi
-                volume = stored.real(0)
-                volume = np.where(roi, background_value(volume), volume).astype(np.float32)
-                controls[label] = qc._Head(stored, head.head_affine, threshold=input_head.renders.skin.value, volume=volume)
+                controls[label] = qc.face_removed_head(input_head, roi, head.head_affine)
         return controls[label]
 
     for reference, other in pairs:

@@ -40,7 +40,7 @@ from PIL import Image
 
 from micanon import face, guard, render
 from micanon.io import StoredImage, read_image
-from micanon.methods import background_value
+from micanon.methods import background_value, deface
 
 METHODS = ("deface", "reface", "warpface")
 REGISTRATION_FLAGS = ("ok", "poor")
@@ -427,6 +427,14 @@ def identity_check(before: _Head, after: _Head | None, unseen: str = "",
     return _face("pass", rule, detail), identity
 
 
+def face_removed_head(head: _Head, face_roi: np.ndarray, head_affine: np.ndarray | None) -> _Head:
+    """``head`` with its face ROI set to background, as deface leaves it, rendered like ``head``
+    (same frame, same skin level): the identity check's control."""
+    volume = np.asarray(head.nifti.dataobj, dtype=np.float32)
+    return _Head(head.stored, head_affine, threshold=head.renders.skin.value,
+                 volume=deface(volume, face_roi, background_value(volume)))
+
+
 def _face(verdict: str, rule: str, detail: str) -> dict[str, Any]:
     return {"pass": verdict != "fail", "verdict": verdict, "rule": rule, "detail": detail}
 
@@ -576,17 +584,13 @@ class _Run:
         return self.inputs[item.input]
 
     def face_removed(self, source: SeenImage, item: QcItem) -> _Head | None:
-        """The input with its face ROI set to background (as deface leaves it), rendered like the
-        input: the identity check's yardstick. Once per input and face ROI file; None without one."""
+        """:func:`face_removed_head` of an input, once per input and face ROI file; None without one."""
         if item.face_roi is None:
             return None
         key = (item.input, item.face_roi)
         if key not in self.removed:
-            head = source.head
-            volume = head.stored.real(0)
-            fill = background_value(volume)
-            volume = np.where(self.mask(item.face_roi, head.stored, "face ROI"), fill, volume).astype(np.float32)
-            self.removed[key] = _Head(head.stored, item.head_affine, threshold=head.renders.skin.value, volume=volume)
+            roi = self.mask(item.face_roi, source.head.stored, "face ROI")
+            self.removed[key] = face_removed_head(source.head, roi, item.head_affine)
         return self.removed[key]
 
     def overlays(self, source: SeenImage, item: QcItem, stem: str) -> dict[str, str]:
