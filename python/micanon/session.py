@@ -143,7 +143,7 @@ def anonymize_session(
             warp = face_methods.face_warp(
                 t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
             )
-            log(f"face warp: max {warp.max_mm:.1f} mm in {time.perf_counter() - start:.1f} s")
+            log(f"face warp: max {warp.max_mm:.1f} mm, min Jacobian {warp.min_jacobian:.2f}, in {time.perf_counter() - start:.1f} s")
             timings.add("face_warp", start)
         except (ValueError, RuntimeError) as exc:
             raise ValueError(f"{reference}: face warp failed ({' '.join(str(exc).split())})") from exc

@@ -162,3 +162,20 @@ def test_warp_sampling_and_warpface_move_only_displaced_voxels():
     out = methods.warpface(volume, sampling)
     assert out[8, 8, 8] == pytest.approx(volume[10, 8, 8], abs=1e-3)
     assert np.array_equal(out[~sampling.moved], volume[~sampling.moved])
+
+
+def test_flow_of_a_folding_field_does_not_fold_and_keeps_still_points_still():
+    box_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    shape = (40, 40, 40)
+    x = np.indices(shape)[0] * 2.0
+    # every point pushed +x by up to 12 mm by a bump 6 mm wide: as a displacement it folds
+    velocity = np.zeros(shape + (3,), np.float32)
+    velocity[..., 0] = 12.0 * np.exp(-((x - 40.0) / 6.0) ** 2)
+    velocity[:, :, :4] = 0.0  # a still region, like the dilated brain_neck
+    assert methods.jacobian_determinant(velocity, box_affine).min() < 0, "precondition: the raw field folds"
+    disp = methods.flow(velocity, box_affine)
+    assert methods.jacobian_determinant(disp, box_affine).min() > 0
+    assert np.array_equal(disp[:, :, :4], np.zeros_like(disp[:, :, :4]))
+    assert np.abs(disp).max() > 6.0, "the flow still moves points far"
+    small = velocity * 0.01
+    assert methods.flow(small, box_affine) == pytest.approx(small, abs=1e-3)

@@ -25,6 +25,7 @@ from conftest import (
     save_subject,
 )
 
+from micanon import methods
 from micanon.io import read_image
 from micanon.session import anonymize_session
 
@@ -106,6 +107,14 @@ def test_true_brain_is_bit_for_bit_unchanged_and_face_changed(session):
         out = np.asarray(nib.load(path).dataobj.get_unscaled())
         assert np.array_equal(out[brain], source[brain]), method
         assert (out[face] != source[face]).mean() > 0.5, f"{method} left the nose as it was"
+
+
+def test_the_kept_face_warp_moves_the_face_and_never_folds(session):
+    warp = nib.load(session["root"] / "work" / "T1w_desc-faceWarp_xfm.nii.gz")
+    field = np.asarray(warp.dataobj, np.float32)
+    assert np.sqrt((field ** 2).sum(-1)).max() > 1.0, "the warp moves the face"
+    assert methods.jacobian_determinant(field, warp.affine).min() > 0
+    assert any("min Jacobian" in line for line in session["log"])
 
 
 def test_headers_dtypes_and_scaling_are_kept(session):
