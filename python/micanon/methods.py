@@ -35,6 +35,10 @@ WARP_FLOW_SIGMA = 3.0
 # The warp fades from 0 at the dilated brain_neck boundary to full strength over this distance,
 # so the face does not tear away from the scalp it joins.
 WARP_TAPER_MM = 6.0
+# The integrated warp (:func:`flow`) is checked for folds; a field that still folds (a rough SyN
+# field, e.g. with a larger step) is smoothed by one grid step and integrated again, this many
+# times at most before the warp is refused.
+WARP_SMOOTHINGS = 5
 # reface blends the atlas face in over this distance from the replaced zone's edge, so where the
 # person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
 # a step line (seen at 4 mm on person A); the eyes, nose and mouth lie deeper in the zone.
@@ -440,7 +444,7 @@ def face_warp(
     Registered on a 2 mm box around the face zone; the metric sees only voxels outside
     brain_neck grown by ``dilate_mm_`` (mm), and the field is zeroed inside that grown mask
     (fading in over ``WARP_TAPER_MM``) and at the box edges, so the brain cannot move; the
-    tapered field is then integrated (:func:`flow`) so the warp never folds.
+    tapered field is then integrated (:func:`unfolded_flow`) so the warp never folds.
     """
     shape, box_aff = face_box(masks.face_zone, affine, margin_mm=20.0)
     fixed = resample(_smooth_to(refaced, affine), affine, shape, box_aff)
@@ -464,7 +468,23 @@ def face_warp(
     edge = _distance_to_edge(shape, zooms)
     weight = np.clip(dist / WARP_TAPER_MM, 0, 1) * np.clip(edge / WARP_TAPER_MM, 0, 1)
     weight[keep] = 0.0
-    return FaceWarp(displacement=flow(field * weight[..., None], box_aff), affine=box_aff)
+    return FaceWarp(displacement=unfolded_flow(field * weight[..., None], box_aff), affine=box_aff)
+
+
+def unfolded_flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """:func:`flow` of ``velocity``, checked for folds; smoothed and integrated again while it folds.
+
+    A rough field can still fold once resampled on the grid; it is smoothed by one grid step
+    (staying zero where it was zero) up to ``WARP_SMOOTHINGS`` - 1 times, then refused.
+    """
+    still = ~(velocity != 0).any(-1)
+    for _ in range(WARP_SMOOTHINGS):
+        displacement = flow(velocity, affine)
+        if jacobian_determinant(displacement, affine).min() > 0:
+            return displacement
+        velocity = np.stack([ndimage.gaussian_filter(velocity[..., c], 1.0) for c in range(3)], -1)
+        velocity[still] = 0.0
+    raise ValueError(f"the face warp folds even after {WARP_SMOOTHINGS - 1} smoothings")
 
 
 def flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -474,12 +494,17 @@ def flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
     taper allows (on person A: 101 voxels with a negative Jacobian, seen as crumpled brows).
     Read as a stationary velocity and integrated, it cannot fold: the result is a
     diffeomorphism, and where the velocity is zero (the dilated brain_neck) points stay exactly
-    where they are and no other point flows in. The field is halved until a step is under half
-    a voxel, then composed with itself as many times.
+    where they are and no other point flows in. The field is halved until a step moves under
+    half a voxel and stretches or shrinks under half its length (so the first step cannot
+    fold), then composed with itself as many times.
     """
     zooms = zooms_of(affine)
-    step_vox = float(np.sqrt((velocity ** 2).sum(-1)).max()) / float(zooms.min()) if velocity.size else 0.0
-    squarings = max(0, int(np.ceil(np.log2(max(step_vox, 1e-9) / 0.5))))
+    if not velocity.size:
+        return velocity.astype(np.float32)
+    step_vox = float(np.sqrt((velocity ** 2).sum(-1)).max()) / float(zooms.min())
+    grads = np.stack([np.stack(np.gradient(velocity[..., c], *zooms), -1) for c in range(3)], -2)
+    stretch = float(np.sqrt((grads ** 2).sum((-2, -1))).max())
+    squarings = max(0, int(np.ceil(np.log2(max(step_vox, stretch, 1e-9) / 0.5))))
     disp = (velocity / 2 ** squarings).astype(np.float32)
     if squarings == 0:
         return disp

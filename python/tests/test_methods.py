@@ -179,3 +179,14 @@ def test_flow_of_a_folding_field_does_not_fold_and_keeps_still_points_still():
     assert np.abs(disp).max() > 6.0, "the flow still moves points far"
     small = velocity * 0.01
     assert methods.flow(small, box_affine) == pytest.approx(small, abs=1e-3)
+
+
+def test_a_rough_field_is_smoothed_until_its_flow_does_not_fold():
+    box_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    velocity = np.random.default_rng(3).normal(0, 6.0, (30, 30, 30, 3)).astype(np.float32)
+    velocity[:, :, :5] = 0.0
+    assert methods.jacobian_determinant(methods.flow(velocity, box_affine), box_affine).min() < 0, "precondition"
+    disp = methods.unfolded_flow(velocity, box_affine)
+    assert methods.jacobian_determinant(disp, box_affine).min() > 0
+    assert not disp[:, :, :5].any()
+    assert np.abs(disp).max() > 0.5
