@@ -450,6 +450,9 @@ class _Planes:
     half_mm: float
     rotation: np.ndarray  # scanner -> viewing frame
     white: float
+    # No head surface (a TOF angiogram: vessels in an empty field): a slice through it shows a few
+    # dots, so its figures are maximum intensity projections instead, the radiologist's view.
+    project: bool = False
 
 
 def _planes(head: _Head, head_affine: np.ndarray | None) -> _Planes:
@@ -461,7 +464,7 @@ def _planes(head: _Head, head_affine: np.ndarray | None) -> _Planes:
     centre = world.mean(axis=0)
     half = max(float(np.percentile(np.linalg.norm(world - centre, axis=1), 99.5)) + render.PAD_MM, 60.0)
     white = float(np.percentile(data[inside], 99.5))
-    return _Planes(centre, half, render.rotation_of(head_affine), max(white, 1e-6))
+    return _Planes(centre, half, render.rotation_of(head_affine), max(white, 1e-6), project=not head.has_surface)
 
 
 def _slice(planes: _Planes, head: _Head, volume: np.ndarray, order: int, plane: str, through: np.ndarray | None = None) -> np.ndarray:
@@ -470,8 +473,23 @@ def _slice(planes: _Planes, head: _Head, volume: np.ndarray, order: int, plane: 
     e = np.eye(3)
     right, up = (e[1], e[2]) if plane == "sagittal" else (e[0], e[1])
     centre = planes.centre if through is None else through
+    if planes.project:
+        return _projection(head.stored.affine, volume, centre, right, up, planes)
     # render's plane sampler, with our centre and size, so the input and its outputs share one plane.
     return render.slice_plane(head.nifti, volume, centre, right, up, planes.half_mm, planes.rotation, order)
+
+
+def _projection(affine: np.ndarray, volume: np.ndarray, centre, right, up, planes: _Planes) -> np.ndarray:
+    """Maximum intensity projection of ``volume`` along its voxel axis nearest the plane's normal,
+    drawn on the plane's pixels (a mask projects to its silhouette)."""
+    normal = planes.rotation.T @ np.cross(right, up)  # scanner direction seen through
+    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    axis = int(np.argmax(np.abs(normal @ directions)))
+    projected = np.max(volume, axis=axis).astype(np.float32)
+    coords = render.plane_coordinates(affine, centre, right, up, planes.half_mm, planes.rotation)
+    n = int(round(np.sqrt(coords.shape[1])))
+    kept = [a for a in range(3) if a != axis]
+    return ndi.map_coordinates(projected, coords[kept], order=1, cval=0.0, prefilter=False).reshape(n, n)
 
 
 def _grey(planes: _Planes, values: np.ndarray) -> np.ndarray:
@@ -681,7 +699,8 @@ class _Run:
             "status": "FAILED" if reason else "PASS",
             "reason": reason,
             "checks": checks,
-            "renders": {"input": dict(source.views), "output": output_views, "slices": slices},
+            "renders": {"input": dict(source.views), "output": output_views, "slices": slices,
+                        **({"projection": "mip"} if source.planes.project else {})},
         }
         return record, seconds
 

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from PIL import Image
 
 from conftest import face_roi_of, grid_points, make_subject, person_a_anat, real_atlas
 from micanon import api, face, qc
@@ -352,6 +353,30 @@ def test_average_head_deface_passes_only_when_the_face_is_gone(average_head, tmp
 # ----------------------------------------------------------------------------- person A
 
 
+def test_an_image_without_a_head_surface_is_shown_as_projections(tmp_path):
+    """A TOF-like image: two thin bright vessels in an empty field, one 15 mm off the midline. A
+    mid-sagittal slice would show nothing of it; the figures are MIPs and say so."""
+    bids = tmp_path / "bids"
+    (bids / ANAT).mkdir(parents=True)
+    volume = np.zeros((80, 80, 60), np.float32)
+    volume[55, 10:70, 30] = 300.0  # off the midline, front to back
+    volume[40, 40, 5:55] = 200.0  # on the midline, foot to head
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = [-40, -40, -30]
+    angio = bids / ANAT / f"sub-{SUBJECT}_ses-{SESSION}_angio.nii.gz"
+    nib.save(nib.Nifti1Image(volume, affine), str(angio))
+    out = tmp_path / "angio_copy.nii.gz"
+    shutil.copy(angio, out)
+    record = run_qc(tmp_path, bids, [item(angio, out, "deface")])["records"][0]
+    assert "no head surface" in record["checks"]["face"]["detail"]
+    assert record["renders"].get("projection") == "mip"
+    for name in ("input_sagittal", "output_sagittal"):
+        picture = np.asarray(Image.open(tmp_path / record["renders"]["slices"][name]).convert("L"))
+        rows, cols = np.nonzero(picture > 100)
+        # both vessels, each as a line: the front-to-back one spans ~60 columns, the other ~50 rows
+        assert np.ptp(cols) >= 55 and np.ptp(rows) >= 45, name
+
+
 def test_person_a_t1w_and_angiogram_give_valid_records(tmp_path):
     anat = person_a_anat()
     bids = anat.parents[2]
@@ -382,6 +407,7 @@ def test_person_a_t1w_and_angiogram_give_valid_records(tmp_path):
     assert angio_record["status"] == "PASS" and angio_record["checks"]["face"]["verdict"] == "inconclusive"
     assert "no head surface" in angio_record["checks"]["face"]["detail"]
     assert angio_record["renders"]["input"] == {} and angio_record["checks"]["identity"]["distance"] is None
+    assert angio_record["renders"]["projection"] == "mip" and "projection" not in t1w_record["renders"]
 
 
 def test_identity_is_inconclusive_when_removing_the_face_moves_no_view(average_head):

@@ -90,6 +90,8 @@ const rendersSchema = z.looseObject({
   input: viewMap(relativePath),
   output: viewMap(relativePath),
   slices: viewMap(relativePath),
+  /** "mip": the slice figures are maximum intensity projections (an input with no head surface, e.g. a TOF angiogram). */
+  projection: z.enum(['mip']).optional(),
 });
 
 export const qcRecordSchema = z.looseObject({

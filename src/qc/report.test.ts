@@ -130,6 +130,18 @@ describe('writeParticipantReport', () => {
     expect(table).toMatch(/<th>Left<\/th><td class="none">none<\/td><td class="none">none<\/td><td class="num">—<\/td>/);
   });
 
+  it('labels the slice figures as projections when QC drew MIPs (an input with no head surface)', () => {
+    const slicePage = participantReportHtml({ subject: '01', records: [goodRecord()], existingRenders: new Set() });
+    expect(slicePage).toContain('Mid-sagittal, before');
+    expect(slicePage).not.toContain('MIP');
+    const base = goodRecord({ method: 'deface' });
+    const mip = { ...base, renders: { ...base.renders, projection: 'mip' as const } };
+    const page = participantReportHtml({ subject: '01', records: [mip], existingRenders: new Set() });
+    expect(page).toContain('Sagittal MIP, before');
+    expect(page).toContain('Sagittal MIP, after');
+    expect(page).not.toContain('Mid-sagittal');
+  });
+
   it('ignores records of other subjects and rejects a subject that is not a BIDS label', async () => {
     const out = await newDir();
     const file = await writeParticipantReport(out, '01', [goodRecord(), goodRecord({ subject: '02' })]);

@@ -44,6 +44,14 @@ const SLICE_LABELS: Record<string, string> = {
   registration_overlay: 'Atlas registered to the input',
 };
 
+/** The same figures when the input has no head surface and they are projections (e.g. a TOF angiogram). */
+const PROJECTION_LABELS: Record<string, string> = {
+  input_sagittal: 'Sagittal MIP, before',
+  output_sagittal: 'Sagittal MIP, after',
+  masks_overlay: 'Brain guard and face masks over the MIP (projected outlines)',
+  registration_overlay: 'Atlas registered to the input (axial MIP)',
+};
+
 const viewLabel = (view: string): string => VIEW_LABELS[view] ?? view;
 
 /** `<qc_dir>/sub-XX.html` */
@@ -107,7 +115,8 @@ ${row('After', record.renders.output, 'after')}
 
 function sliceFigures(ctx: PageContext, record: QcRecord): Html {
   const names = ordered(SLICE_FIGURES, [record.renders.slices]);
-  return html`<div class="slices">${names.map((name) => renderFigure(ctx, record.renders.slices[name], SLICE_LABELS[name] ?? name))}</div>`;
+  const labels = record.renders.projection === 'mip' ? PROJECTION_LABELS : SLICE_LABELS;
+  return html`<div class="slices">${names.map((name) => renderFigure(ctx, record.renders.slices[name], labels[name] ?? name))}</div>`;
 }
 
 function identityRow(record: QcRecord): Html {
