@@ -175,6 +175,7 @@ def anonymize_session(request: dict[str, Any]) -> dict[str, Any]:
         seed=int(request.get("seed", 1)),
         version=__version__,
         log=progress.append,
+        reference_is_t1w=bool(request.get("reference_is_t1w", True)),
     )
     result["log"] = progress
     return result

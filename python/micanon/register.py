@@ -30,6 +30,12 @@ _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # registration is flagged "poor". Good real heads give 0.85-0.95 with the pydeface mean head;
 # a 20 degree mis-rotation drops to ~0.7.
 POOR_NCC = 0.75
+# A reference that is not a T1w (a session with no T1w) cannot be judged by its correlation with
+# the T1w template (the built-in example's T2w, well registered: NCC 0.75). It is judged by the
+# overlap (Dice, inside its own field of view, 4 mm) of its head silhouette with the template's:
+# well registered 0.946-0.988 (example T1w and T2w, person A's T1w), moved 20 deg / 15 deg /
+# 10 mm off 0.897-0.938.
+POOR_HEAD_DICE = 0.94
 # A start from a quarter-turned orientation replaces the scanner-oriented fit only when its rigid
 # fit scores this much higher (NCC at 8 mm).
 TURN_MARGIN_NCC = 0.05
@@ -297,6 +303,7 @@ def register_to_atlas(
     seed: int = 1,
     work_dir: str | None = None,
     log=lambda msg: None,
+    t1w_contrast: bool = True,
 ) -> AtlasRegistration:
     """Affine from the native T1w (scanner RAS) to the atlas template (atlas RAS).
 
@@ -306,7 +313,9 @@ def register_to_atlas(
     mislabelled axes; it must beat the scanner-oriented fits by ``TURN_MARGIN_NCC``), and the
     best is refined with a full affine at 4 mm. ``robust``: 3 mm, more starting rotations, each
     also from the quarter-turned orientation. Quality is the normalised correlation of the
-    T1w resampled into the template, inside the template head (dilated 10 mm).
+    T1w resampled into the template, inside the template head (dilated 10 mm); for another
+    contrast standing in (``t1w_contrast`` False), the overlap of the head silhouettes
+    (:func:`head_overlap`).
     """
     start = time.perf_counter()
     fine_mm = 3.0 if robust else 4.0
@@ -389,9 +398,24 @@ def register_to_atlas(
         moved = resample(t1_fine, t1_fine_aff, tpl_fine.shape, tpl_fine_aff, atlas_to_native)
         score = normalized_correlation(moved, tpl_fine, head_fine)
     seconds = time.perf_counter() - start
-    quality = Quality("ncc", score, seconds, "ok" if score >= POOR_NCC else "poor")
-    log(f"T1w -> atlas: NCC {score:.3f} in {seconds:.1f} s ({quality.flag})")
+    if t1w_contrast:
+        quality = Quality("ncc", score, seconds, "ok" if score >= POOR_NCC else "poor")
+    else:
+        overlap = head_overlap(t1_fine, t1_fine_aff, tpl_fine, tpl_fine_aff, atlas_to_native)
+        quality = Quality("head_dice", overlap, seconds, "ok" if overlap >= POOR_HEAD_DICE else "poor")
+    log(f"{'T1w' if t1w_contrast else 'reference'} -> atlas: {quality.metric} {quality.value:.3f} in {seconds:.1f} s ({quality.flag})")
     return AtlasRegistration(native_to_atlas=np.linalg.inv(atlas_to_native), quality=quality)
+
+
+def head_overlap(native: np.ndarray, native_affine: np.ndarray, template: np.ndarray, template_affine: np.ndarray,
+                 atlas_to_native: np.ndarray) -> float:
+    """Dice of the native head silhouette (moved into the template) with the template's, counted
+    inside the native field of view (partial coverage does not count against it)."""
+    moved = resample(head_mask(native).astype(np.float32), native_affine, template.shape, template_affine, atlas_to_native) > 0.5
+    seen = resample(np.ones(native.shape, np.float32), native_affine, template.shape, template_affine, atlas_to_native) > 0.5
+    a, b = moved & seen, head_mask(template) & seen
+    total = int(a.sum() + b.sum())
+    return 2.0 * int((a & b).sum()) / total if total else 0.0
 
 
 # ----------------------------------------------------------------------------- contrast -> T1w

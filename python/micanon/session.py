@@ -94,6 +94,7 @@ def anonymize_session(
     seed: int = 1,
     version: str = "0.1.0",
     log: Callable[[str], None] = lambda msg: None,
+    reference_is_t1w: bool = True,
 ) -> dict:
     """Anonymize a session's T1w (``reference``) and its other anatomical images.
 
@@ -105,6 +106,8 @@ def anonymize_session(
     header and stored dtype; its brain guard voxels are bit-for-bit the input's (checked on the
     written file). Returns a JSON-able summary (see module docs); a failure on the reference
     raises ValueError naming the file, a failure on another image is recorded and the rest go on.
+    ``reference_is_t1w`` False: another contrast stands in for a missing T1w, and its atlas
+    registration is judged by head overlap, not by correlation with the T1w template.
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -125,7 +128,7 @@ def anonymize_session(
         start = time.perf_counter()
         atlas_fit = register_to_atlas(
             t1w_volume, t1w.affine, atlas_images.template, atlas_images.affine, atlas_images.head,
-            robust=robust, seed=seed, work_dir=work_dir, log=log,
+            robust=robust, seed=seed, work_dir=work_dir, log=log, t1w_contrast=reference_is_t1w,
         )
         timings.add("t1w_to_atlas", start)
         start = time.perf_counter()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -88,12 +89,28 @@ def check_image(
     return record
 
 
+# BIDS anatomical suffixes of contrasts other than T1w: such an original is registered as the
+# pipeline registers a stand-in reference (judged by head overlap, not by correlation with the
+# T1w template). Any other name is taken for a T1w.
+OTHER_CONTRASTS = frozenset({
+    "T2w", "FLAIR", "PDw", "T2starw", "PDT2", "UNIT1", "MP2RAGE", "inplaneT1", "inplaneT2", "angio",
+    "T1map", "R1map", "T2map", "T2starmap", "PDmap", "MTw", "MEGRE", "MESE",
+})
+
+
+def is_t1w_contrast(path: str | Path) -> bool:
+    """False when the file name ends in the BIDS suffix of another contrast (``sub-01_T2w.nii.gz``)."""
+    match = re.search(r"_([A-Za-z0-9]+)\.nii(\.gz)?$", Path(path).name)
+    return not (match and match.group(1) in OTHER_CONTRASTS)
+
+
 def _register(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: str) -> AtlasRegistration:
-    """The pipeline's T1w -> atlas affine of ``reference`` (scanner RAS -> atlas RAS)."""
+    """The pipeline's reference -> atlas affine of ``reference`` (scanner RAS -> atlas RAS)."""
     images = load_atlas_images(atlas)
     try:
         return register_to_atlas(
             reference.real(0), reference.affine, images.template, images.affine, images.head, seed=seed, work_dir=work_dir,
+            t1w_contrast=is_t1w_contrast(reference.path),
         )
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{reference.path}: registration to the atlas failed ({' '.join(str(exc).split())})") from exc

@@ -10,7 +10,7 @@ import pytest
 from conftest import real_atlas
 from scipy.spatial.transform import Rotation
 
-from micanon.register import register_to_atlas, resample
+from micanon.register import POOR_HEAD_DICE, coarse_copy, head_overlap, register_to_atlas, resample
 from micanon.session import load_atlas_images
 
 VOXEL_MM = 2.0
@@ -116,3 +116,24 @@ def test_a_head_a_mislabelled_header_turned_is_landed(atlas, turn, robust, tmp_p
     fit = register_to_atlas(data, affine, atlas.template, atlas.affine, atlas.head, robust=robust, work_dir=str(tmp_path))
     error = fit_error_mm(atlas, fit, atlas_to_native)
     assert fit.quality.flag == "ok" and error["face"] < MAX_ERROR_MM and error["brain"] < MAX_ERROR_MM, error
+
+
+def test_another_contrast_standing_in_is_judged_by_head_overlap(atlas, tmp_path):
+    """A session with no T1w: a T2w-like head (contrast inverted inside the head) is fitted as
+    well and judged by the overlap of its head with the template's (the built-in example's T2w
+    scores NCC 0.73 with the T1w template: "poor"), which drops below its threshold 20 deg off."""
+    atlas_to_native = pose((10.0, -6.0, 8.0), (4.0, -12.0, 20.0))
+    data, affine = moved_head(atlas, atlas_to_native, "LAS")
+    head = data > 0.15 * np.percentile(data, 99.5)
+    t2w = np.where(head, data.max() * 1.1 - data, 0.0).astype(np.float32)
+    fit = register_to_atlas(t2w, affine, atlas.template, atlas.affine, atlas.head, work_dir=str(tmp_path), t1w_contrast=False)
+    error = fit_error_mm(atlas, fit, atlas_to_native)
+    assert fit.quality.metric == "head_dice" and fit.quality.flag == "ok", fit.quality
+    assert error["face"] < MAX_ERROR_MM and error["brain"] < MAX_ERROR_MM, error
+    fine, fine_affine = coarse_copy(t2w, affine, 4.0)
+    template, template_affine = coarse_copy(atlas.template, atlas.affine, 4.0)
+    atlas_to_fit = np.linalg.inv(fit.native_to_atlas)
+    assert head_overlap(fine, fine_affine, template, template_affine, atlas_to_fit) == pytest.approx(fit.quality.value)
+    centre = (atlas.affine @ np.r_[np.array(atlas.template.shape) / 2, 1.0])[:3]
+    tilted = pose(shift_mm=centre) @ pose((20.0, 0.0, 0.0)) @ pose(shift_mm=-centre)  # 20 deg chin down about the head centre
+    assert head_overlap(fine, fine_affine, template, template_affine, atlas_to_fit @ tilted) < POOR_HEAD_DICE
