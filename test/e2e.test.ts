@@ -3,7 +3,7 @@
  * example everywhere, the real head of ../shared/data where it exists.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -80,6 +80,7 @@ describe('micanon example (runs anywhere)', () => {
     expect((await checkDataset(all)).filter((p) => p.severity === 'error')).toEqual([]);
     const record = JSON.parse(readFileSync(path.join(all, 'logs', 'sub-example_micanon.json'), 'utf8'));
     expect(record.outputs).toHaveLength(6);
+    expect(record.reference).toEqual({ input: path.join('sub-example', 'anat', 'sub-example_T1w.nii.gz'), reason: 'T1w; the only T1w image' });
     for (const o of record.outputs) expect([o.status, o.brainVoxelsChanged]).toEqual(['ok', 0]);
     const qc = filesUnder(path.join(all, 'logs', 'qc')).map((f) => JSON.parse(readFileSync(path.join(all, 'logs', 'qc', f), 'utf8')));
     expect(qc).toHaveLength(6);
@@ -95,6 +96,24 @@ describe('micanon example (runs anywhere)', () => {
     expect(readFileSync(path.join(all, 'logs', 'group_summary.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
     expect(readFileSync(path.join(all, 'logs', 'group_qc.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
     expect(readFileSync(path.join(all, 'group_qc.html'), 'utf8')).toContain('sub-example');
+  });
+
+  it('with no T1w, the best 3D image stands in, and the log, run record and report say why', async () => {
+    const bids = path.join(root, 'no-t1w');
+    cpSync(path.join(root, 'bids'), bids, { recursive: true });
+    for (const ext of ['.nii.gz', '.json']) rmSync(path.join(bids, 'sub-example', 'anat', `sub-example_T1w${ext}`));
+    const out = path.join(root, 'no-t1w-out');
+    const run = await runCli('micanon', [bids, out, 'participant', '--method', 'deface', '--nthreads', '2']);
+    expect(run.exitCode, run.all).toBe(0);
+    const why = /no T1w in this session; T2w stands in as the best 3D anatomical image \([^)]*whole-head 3D\); registered to the atlas by mutual information/;
+    expect(run.all).toMatch(why);
+    const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-example_micanon.json'), 'utf8'));
+    expect(record.reference.input).toBe(path.join('sub-example', 'anat', 'sub-example_T2w.nii.gz'));
+    expect(record.reference.reason).toMatch(why);
+    expect(record.outputs.map((o: { status: string }) => o.status)).toEqual(['ok']);
+    const page = readFileSync(path.join(out, 'sub-example.html'), 'utf8');
+    expect(page).toContain('Reference image (registered to the atlas)');
+    expect(page).toMatch(why);
   });
 
   it('writes a shareable raw copy with --output-layout raw: same names, faces removed, nothing identifying', async () => {

@@ -239,7 +239,7 @@ export const REFERENCE_PRIORITY = [
   'inplaneT1', 'inplaneT2', 'angio',
 ] as const;
 
-function suffixRank(suffix: string): number {
+export function suffixRank(suffix: string): number {
   const i = (REFERENCE_PRIORITY as readonly string[]).indexOf(suffix);
   return i < 0 ? REFERENCE_PRIORITY.length : i;
 }
@@ -265,7 +265,8 @@ const TIE_BREAKERS: Array<{ key: (img: AnatImage) => number; explain: (img: Anat
   { key: (img) => indexOr(img.entities, 'flip', 0), explain: (img) => `lowest flip (flip-${img.entities.flip})` },
 ];
 
-function compareImages(a: AnatImage, b: AnatImage): number {
+/** Suffix priority, then the tie-breakers, then path: the order discovery ranks images in. */
+export function compareImages(a: AnatImage, b: AnatImage): number {
   const bySuffix = suffixRank(a.suffix) - suffixRank(b.suffix);
   if (bySuffix) return bySuffix;
   for (const tb of TIE_BREAKERS) {

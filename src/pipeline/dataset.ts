@@ -56,6 +56,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
   const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
   const records: OutputRecord[] = [];
   const timings = new Map<string, Record<string, number>>();
+  const references = new Map<string, { input: string; reason: string }>();
   try {
     await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
       // The engine's message already names the atlas file and what is wrong with it.
@@ -67,6 +68,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
       const outcome = await anonymizeSession(engine, plan, config, workDir);
       records.push(...outcome.records);
       timings.set(sessionName(plan), outcome.timings);
+      references.set(sessionName(plan), outcome.reference);
     }
   } finally {
     await engine.close();
@@ -74,6 +76,6 @@ export async function runDataset(config: RunConfig): Promise<number> {
     else log.info(`work folder kept: ${workDir}`);
   }
   printSummary(records);
-  await writeRunSummary(config, records, started, timings);
+  await writeRunSummary(config, records, started, timings, references);
   return records.every((r) => r.status === 'ok') ? ExitCode.ok : ExitCode.failure;
 }

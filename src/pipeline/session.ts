@@ -7,10 +7,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { tempPathFor, commitAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
+import { chooseStandIn, type Geometry } from '../bids/reference.js';
 import { outputPathsFor } from '../bids/outputs.js';
 import type { RunConfig } from '../cli/config.js';
 import type { Engine } from '../engine/bridge.js';
-import { qcRepliesSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
+import { imageInfoSchema, qcRepliesSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
 import { qcRecordSchema, readQcRecords, writeQcRecord, type QcRecord } from '../qc/records.js';
 import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
@@ -36,6 +37,25 @@ export interface SessionOutcome {
   records: OutputRecord[];
   /** Seconds per stage: the engine's, plus qc. */
   timings: Record<string, number>;
+  /** The image registered to the atlas (absolute path) and why it was chosen. */
+  reference: { input: string; reason: string };
+}
+
+/**
+ * The session's reference: --t1w, else discovery's T1w, else (no T1w) the best 3D anatomical
+ * image by its header (bids/reference.ts). A header the engine cannot read ranks last; the
+ * image's own error surfaces when it is anonymized.
+ */
+export async function resolveReference(engine: Engine, plan: SessionPlan, config: RunConfig): Promise<SessionPlan> {
+  if (config.t1w) return { ...plan, reference: config.t1w, referenceReason: '--t1w', referenceIsT1w: true };
+  if (plan.referenceIsT1w) return plan;
+  const geometries = new Map<string, Geometry | null>();
+  for (const image of plan.images) {
+    const info = await engine.call('image_info', { path: image.path }, imageInfoSchema).catch(() => null);
+    geometries.set(image.path, info);
+  }
+  const { reference, reason } = chooseStandIn(plan.images, geometries);
+  return { ...plan, reference: reference.path, referenceReason: reason, images: [reference, ...plan.images.filter((i) => i !== reference)] };
 }
 
 interface PlannedOutput {
@@ -144,8 +164,9 @@ async function checkOutputs(
     qcRepliesSchema,
   );
   const parsed = reply.records.map((raw) => qcRecordSchema.parse(raw));
-  const referenceName = path.relative(config.bidsDir, config.t1w ?? plan.reference).split(path.sep).join('/');
+  const referenceName = path.relative(config.bidsDir, plan.reference).split(path.sep).join('/');
   for (const [index, record] of parsed.entries()) {
+    record.reference = { input: referenceName, reason: plan.referenceReason };
     inheritReferenceFaceVerdict(record, parsed, referenceName);
     const hard = !record.checks.brain_voxels_changed.pass || !record.checks.header.pass;
     const item = items[index]!;
@@ -168,9 +189,11 @@ export async function anonymizeSession(
   workDir: string,
 ): Promise<SessionOutcome> {
   const name = sessionName(plan);
+  plan = await resolveReference(engine, plan, config);
   const planned = planOutputs(plan, config);
-  const reference = config.t1w ?? plan.reference;
-  log.info(`${name}: reference ${path.basename(reference)} (${config.t1w ? '--t1w' : plan.referenceReason}); ` +
+  const reference = plan.reference;
+  const referenceOf = { input: reference, reason: plan.referenceReason };
+  log.info(`${name}: reference ${path.basename(reference)} (${plan.referenceReason}); ` +
     `${plan.images.length} image(s) x ${config.methods.join(', ')}`);
   for (const output of planned) {
     await mkdir(path.dirname(output.finalImage), { recursive: true });
@@ -213,6 +236,7 @@ export async function anonymizeSession(
         work_dir: sessionWork,
         keep_work: !config.cleanup,
         seed: 1,
+        reference_is_t1w: plan.referenceIsT1w,
       },
       sessionResultSchema,
     );
@@ -224,7 +248,7 @@ export async function anonymizeSession(
     const reason = describeError(err);
     log.error(`${name}: ${path.basename(reference)}: ${reason}`);
     await Promise.all(planned.map((o) => rm(o.temp, { force: true }).finally(() => releaseTemp(o.temp))));
-    return { records: planned.map((output) => finish(output, { reason })), timings };
+    return { records: planned.map((output) => finish(output, { reason })), timings, reference: referenceOf };
   }
 
   const decided = planned.map((output) => {
@@ -280,5 +304,5 @@ export async function anonymizeSession(
   }
   if (Object.keys(removedFields).length) await writeRemovedFieldsLog(config, plan, removedFields);
   timings.qc = qcSeconds;
-  return { records, timings };
+  return { records, timings, reference: referenceOf };
 }

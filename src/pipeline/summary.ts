@@ -37,6 +37,7 @@ export async function writeRunSummary(
   records: readonly OutputRecord[],
   started: Date,
   timings: ReadonlyMap<string, Record<string, number>> = new Map(),
+  references: ReadonlyMap<string, { input: string; reason: string }> = new Map(),
 ): Promise<void> {
   const bySession = new Map<string, OutputRecord[]>();
   for (const record of records) {
@@ -55,6 +56,9 @@ export async function writeRunSummary(
       outputLayout: config.outputLayout,
       qcDir: path.relative(config.outputDir, config.qcDir) || '.',
       timings: timings.get(name) ?? {},
+      reference: references.has(name)
+        ? { input: path.relative(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
+        : null,
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),

@@ -107,6 +107,8 @@ export const qcRecordSchema = z.looseObject({
   reason: z.string().nullable().optional(),
   checks: checksSchema,
   renders: rendersSchema,
+  /** The session's reference image (relative to bids_dir) and why it was chosen; set by the pipeline. */
+  reference: z.object({ input: relativePath, reason: z.string() }).optional(),
 });
 export type QcRecord = z.infer<typeof qcRecordSchema>;
 export type QcChecks = QcRecord['checks'];

@@ -262,7 +262,11 @@ export function participantReportHtml(page: ParticipantPage): string {
     const images = [...groupBy(rows, (r) => r.input).entries()].map(
       ([input, outputs]) => html`<h3>${path.posix.basename(input)}</h3><p class="path muted">${input}</p>${outputs.map((r) => outputCard(ctx, r))}`,
     );
-    return html`<section id="${sessionAnchor(session)}"><h2>${sessionTitle(session)}</h2>${images}</section>`;
+    const reference = rows.find((r) => r.reference)?.reference;
+    const referenceLine = reference
+      ? html`<p class="meta">Reference image (registered to the atlas): <span class="path">${path.posix.basename(reference.input)}</span>: ${reference.reason}</p>`
+      : '';
+    return html`<section id="${sessionAnchor(session)}"><h2>${sessionTitle(session)}</h2>${referenceLine}${images}</section>`;
   });
   const nav = [
     { href: '#summary', label: 'Summary' },

@@ -1,0 +1,92 @@
+/**
+ * The stand-in reference of a session with no T1w, chosen from the images' headers: the best 3D
+ * anatomical image (whole head, then highest resolution), as issue 4 asks, with suffix priority
+ * (discover.ts) only as the tie-breaker. Discovery ranks by file names alone; this runs once the
+ * engine can read headers, and only for sessions with no T1w (and no --t1w).
+ */
+import path from 'node:path';
+import { compareImages, suffixRank, type AnatImage } from './discover.js';
+
+/** What the ranking needs of a header (the engine's image_info gives it). */
+export interface Geometry {
+  shape: readonly number[];
+  zooms: readonly number[];
+}
+
+/** Field of view (mm) at least this along every axis: the image covers a whole head. */
+export const WHOLE_HEAD_MM = 140;
+/** 3D: no voxel edge longer than this (mm), nor more than ISOTROPY times the shortest. */
+export const MAX_3D_VOXEL_MM = 1.6;
+export const ISOTROPY = 2;
+
+interface Ranked {
+  image: AnatImage;
+  geometry: Geometry | null;
+  /** 0 whole-head 3D, 1 whole head only, 2 partial coverage, 3 header unreadable. */
+  coverage: number;
+  /** 0 a weighted image, 1 a quantitative map, in-plane image or angiogram. */
+  map: number;
+  /** Voxel volume (mm³), to 0.01. */
+  voxel: number;
+}
+
+const MAP_RANK = suffixRank('T1map');
+
+function rank(image: AnatImage, geometry: Geometry | null): Ranked {
+  const map = suffixRank(image.suffix) >= MAP_RANK ? 1 : 0;
+  if (!geometry || geometry.shape.length < 3 || geometry.zooms.length < 3) {
+    return { image, geometry: null, coverage: 3, map, voxel: Infinity };
+  }
+  const zooms = geometry.zooms.slice(0, 3);
+  const fov = zooms.map((z, i) => z * (geometry.shape[i] ?? 0));
+  const wholeHead = Math.min(...fov) >= WHOLE_HEAD_MM;
+  const threeD = Math.max(...zooms) <= MAX_3D_VOXEL_MM && Math.max(...zooms) <= ISOTROPY * Math.min(...zooms);
+  const coverage = wholeHead ? (threeD ? 0 : 1) : 2;
+  return { image, geometry, coverage, map, voxel: Math.round(zooms.reduce((a, b) => a * b, 1) * 100) / 100 };
+}
+
+const COVERAGE = ['whole-head 3D', 'whole head, not 3D', 'partial coverage', 'header unreadable'];
+
+/** "1.0x1.0x1.2 mm voxels, 256x256x180 mm field of view, whole-head 3D" */
+export function describeGeometry(geometry: Geometry | null): string {
+  if (!geometry) return COVERAGE[3]!;
+  const r = rank({ path: '', relativePath: '', suffix: '', entities: {}, registerVia: null }, geometry);
+  const zooms = geometry.zooms.slice(0, 3);
+  const fov = zooms.map((z, i) => Math.round(z * (geometry.shape[i] ?? 0)));
+  return `${zooms.map((z) => z.toFixed(2).replace(/0$/, '')).join('x')} mm voxels, ${fov.join('x')} mm field of view, ${COVERAGE[r.coverage]}`;
+}
+
+const CRITERIA: Array<{ key: (r: Ranked) => number; why: string }> = [
+  { key: (r) => r.coverage, why: 'coverage (whole-head 3D first)' },
+  { key: (r) => r.map, why: 'weighted images before maps and angiograms' },
+  { key: (r) => r.voxel, why: 'higher resolution' },
+];
+
+function compareRanked(a: Ranked, b: Ranked): number {
+  for (const c of CRITERIA) {
+    const d = c.key(a) - c.key(b);
+    if (d) return d;
+  }
+  return compareImages(a.image, b.image);
+}
+
+/**
+ * The session's stand-in reference and why, from each image's geometry (null: unreadable).
+ * Registered to the atlas by mutual information, as every reference is.
+ */
+export function chooseStandIn(
+  images: readonly AnatImage[],
+  geometries: ReadonlyMap<string, Geometry | null>,
+): { reference: AnatImage; reason: string } {
+  if (images.length === 0) throw new Error('no image to choose a reference from');
+  const ranked = images.map((img) => rank(img, geometries.get(img.path) ?? null)).sort(compareRanked);
+  const best = ranked[0]!;
+  let reason = `no T1w in this session; ${best.image.suffix} stands in as the best 3D anatomical image (${describeGeometry(best.geometry)})`;
+  const runnerUp = ranked[1];
+  if (runnerUp) {
+    const decisive = CRITERIA.find((c) => c.key(best) !== c.key(runnerUp));
+    const by = decisive ? decisive.why : `suffix priority and names (${best.image.suffix} before ${runnerUp.image.suffix})`;
+    reason += `, over ${path.basename(runnerUp.image.path)} (${describeGeometry(runnerUp.geometry)}) by ${by}`;
+  }
+  return { reference: best.image, reason: `${reason}; registered to the atlas by mutual information` };
+}
