@@ -105,7 +105,7 @@ interface QcVerdict {
 
 /**
  * An image whose own face check is inconclusive (no face the detectors trust: thick slices,
- * partial coverage, an angiogram) shares the reference T1w's masks and warp, so it cannot be
+ * partial coverage, an angiogram) shares the reference's masks and warp, so it cannot be
  * better anonymized than the reference by the same method: if the reference's face check failed,
  * so does this one. Mutates `record`.
  */
@@ -118,7 +118,7 @@ export function inheritReferenceFaceVerdict(record: QcRecord, all: readonly QcRe
   record.checks.face.detail = `${record.checks.face.detail}; the reference ${path.basename(referenceInput)} failed this check by the same method, and this image shares its masks and warp`;
   record.status = 'FAILED';
   record.output = null;
-  record.reason = `${record.method}: inconclusive here, and the reference T1w's ${record.method} still shows the person`;
+  record.reason = `${record.method}: inconclusive here, and the reference (${path.basename(referenceInput)}) still shows the person after ${record.method}`;
 }
 
 /**
