@@ -17,7 +17,7 @@ Checks, per output (numbers behind the face rules: docs/qc-calibration.md):
 - face, reface/warpface: identity distance between input and output faces above
   ``face.IDENTITY_THRESHOLD`` in every view where the input shows a face (the output described
   inside the input's box as well as its own, :func:`identity_check`); inconclusive when no view does;
-- registration: judged by the caller; "poor" fails.
+- registration: judged by the caller; "poor" fails, "scanner" (not registered, scanner coordinates) warns.
 
 Every input is read, rendered and searched for faces once per call, whatever the number of its
 outputs. Record view names are the report's (``REPORT_VIEWS``), render view names are
@@ -43,7 +43,9 @@ from micanon.io import StoredImage, read_image
 from micanon.methods import background_value, deface
 
 METHODS = ("deface", "reface", "warpface")
-REGISTRATION_FLAGS = ("ok", "poor")
+# "scanner": not registered, masks through the shared scanner coordinates (an image with too
+# little in common with the T1w, e.g. a TOF angiogram): shown as a warning, not a failure.
+REGISTRATION_FLAGS = ("ok", "scanner", "poor")
 
 # Render view -> view name in QC records (src/qc/records.ts RENDER_VIEWS and its labels);
 # views the report does not name keep their render name and are shown after the named ones.
@@ -171,7 +173,7 @@ def _item(entry: Any, n: int) -> QcItem:
     registration = entry.get("registration") or {}
     flag = registration.get("flag")
     if flag not in REGISTRATION_FLAGS:
-        raise ValueError(f"qc: {where}.registration.flag must be 'ok' or 'poor', got {flag!r}")
+        raise ValueError(f"qc: {where}.registration.flag must be one of {', '.join(REGISTRATION_FLAGS)}, got {flag!r}")
     value = registration.get("value")
     head_affine = entry.get("head_affine")
     if head_affine is not None:
@@ -685,7 +687,7 @@ class _Run:
                 "metric": item.registration.metric,
                 "value": item.registration.value,
                 "flag": item.registration.flag,
-                "pass": item.registration.flag == "ok",
+                "pass": item.registration.flag in ("ok", "scanner"),
             },
         }
         reason = _reason(checks, item)

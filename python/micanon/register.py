@@ -44,6 +44,11 @@ TURN_MARGIN_NCC = 0.05
 # coordinates is not trusted: people do not move 15 mm or 15 degrees between scans.
 MAX_SESSION_SHIFT_MM = 15.0
 MAX_SESSION_ROTATION_DEG = 15.0
+# An image sharing less information than this (nats, 3 mm copies) with the T1w cannot be
+# registered to it: person A's TOF angiogram (vessels in an empty field) scores 0.010, and its
+# rigid fits landed 10-25 mm apart with seeds 1-3. It keeps the shared scanner coordinates,
+# flagged "scanner". Contrasts with a head (person A's PDw) score 0.88.
+MIN_SESSION_MI = 0.05
 
 
 @dataclass(frozen=True)
@@ -434,7 +439,9 @@ def register_to_t1w(
 
     Mutual information on 3 mm copies, starting from the shared scanner coordinates. The fit
     is kept only if it raises the mutual information and stays within 15 mm / 15 degrees of
-    the scanner alignment; otherwise the identity is returned with ``registered=False``.
+    the scanner alignment; otherwise the identity is returned with ``registered=False``,
+    flagged "poor". An image that shares too little with the T1w to be registered at all
+    (``MIN_SESSION_MI``) keeps the identity, flagged "scanner".
     """
     start = time.perf_counter()
     t1_c, t1_c_aff = coarse_copy(t1w, t1w_affine, 3.0)
@@ -449,6 +456,11 @@ def register_to_t1w(
 
     before = mi_after(np.eye(4))
     image_to_t1w = np.eye(4)
+    if before < MIN_SESSION_MI:
+        seconds = time.perf_counter() - start
+        note = f"shares too little with the T1w to register (mutual information {before:.3f} < {MIN_SESSION_MI} nats)"
+        return SessionRegistration(image_to_t1w=image_to_t1w, registered=False,
+                                   quality=Quality("mi", before, seconds, "scanner"), notes=[note])
     try:
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp, reproducible_ants(seed):
             fit = ants.registration(

@@ -77,7 +77,7 @@ def assert_qc_record(record: dict) -> None:
     registration = checks["registration"]
     assert isinstance(registration["metric"], str)
     assert registration["value"] is None or isinstance(registration["value"], (int, float))
-    assert registration["flag"] in ("ok", "poor") and isinstance(registration["pass"], bool)
+    assert registration["flag"] in ("ok", "scanner", "poor") and isinstance(registration["pass"], bool)
     for group in ("input", "output", "slices"):
         assert_view_map(record["renders"][group], assert_relative)
     # The record must also survive JSON as the bridge sends it.
@@ -192,6 +192,7 @@ def faceless_run(synthetic, tmp_path_factory) -> dict[str, dict]:
         "float": item(source, outputs["float"], "deface"),
         "brain": item(source, outputs["brain"], "deface", brain_guard=str(synthetic["guard"]), brain_voxels_changed=0),
         "poor": item(source, outputs["clean"], "deface", registration={"metric": "ncc", "value": 0.61, "flag": "poor"}),
+        "scanner": item(source, outputs["clean"], "deface", registration={"metric": "mi", "value": 0.01, "flag": "scanner"}),
         # No guard file: nothing to re-check, the engine's own count stands.
         "counted": item(source, outputs["clean"], "deface", brain_voxels_changed=3),
     }
@@ -252,6 +253,9 @@ def test_a_poor_registration_or_an_engine_count_fails(faceless_run):
     poor, counted = faceless_run["poor"], faceless_run["counted"]
     assert poor["status"] == "FAILED" and poor["reason"] == "registration poor ncc 0.610"
     assert poor["checks"]["registration"]["pass"] is False
+    # not registered at all (scanner coordinates, flagged): a warning in the report, not a failure
+    scanner = faceless_run["scanner"]
+    assert scanner["status"] == "PASS" and scanner["checks"]["registration"] == {"metric": "mi", "value": 0.01, "flag": "scanner", "pass": True}
     assert counted["status"] == "FAILED" and not counted["checks"]["brain_voxels_changed"]["rechecked"]
     assert counted["checks"]["brain_voxels_changed"]["value"] == 3
 

@@ -10,7 +10,15 @@ import pytest
 from conftest import real_atlas
 from scipy.spatial.transform import Rotation
 
-from micanon.register import POOR_HEAD_DICE, coarse_copy, head_overlap, register_to_atlas, resample
+from micanon.register import (
+    MIN_SESSION_MI,
+    POOR_HEAD_DICE,
+    coarse_copy,
+    head_overlap,
+    register_to_atlas,
+    register_to_t1w,
+    resample,
+)
 from micanon.session import load_atlas_images
 
 VOXEL_MM = 2.0
@@ -137,3 +145,18 @@ def test_another_contrast_standing_in_is_judged_by_head_overlap(atlas, tmp_path)
     centre = (atlas.affine @ np.r_[np.array(atlas.template.shape) / 2, 1.0])[:3]
     tilted = pose(shift_mm=centre) @ pose((20.0, 0.0, 0.0)) @ pose(shift_mm=-centre)  # 20 deg chin down about the head centre
     assert head_overlap(fine, fine_affine, template, template_affine, atlas_to_fit @ tilted) < POOR_HEAD_DICE
+
+
+def test_an_image_with_nothing_in_common_with_the_t1w_keeps_the_scanner_coordinates(atlas, tmp_path):
+    """Vessels in an empty field (a TOF angiogram) share almost no information with the T1w: a
+    rigid fit would wander; the shared scanner coordinates are kept and flagged "scanner"."""
+    t1w, affine = moved_head(atlas, pose((0.0, 0.0, 5.0), (2.0, 0.0, 0.0)))
+    vessels = np.zeros_like(t1w)
+    centre = np.array(t1w.shape) // 2
+    vessels[centre[0] - 10:centre[0] + 10, centre[1], centre[2] - 20] = 300.0
+    vessels[centre[0], centre[1] - 15:centre[1] + 15, centre[2] - 18] = 250.0
+    fit = register_to_t1w(vessels, affine, t1w, affine, work_dir=str(tmp_path))
+    assert not fit.registered and fit.quality.flag == "scanner" and fit.quality.value < MIN_SESSION_MI
+    assert np.array_equal(fit.image_to_t1w, np.eye(4)) and "shares too little" in fit.notes[0]
+    contrast = np.where(t1w > 0, t1w.max() - t1w, 0.0).astype(np.float32)  # a head in another contrast
+    assert register_to_t1w(contrast, affine, t1w, affine, work_dir=str(tmp_path)).quality.flag == "ok"

@@ -200,6 +200,10 @@ def test_person_a(method, tmp_path):
     for record in result["images"]:
         assert "error" not in record, record
         assert record["brain_voxels_changed"] == 0 and record["guard_voxels"] > 100_000
+    flags = {Path(r["input"]).name: (r["registered"], r["registration"]["flag"]) for r in result["images"]}
+    assert flags["sub-A_ses-01_PDw.nii.gz"] == (True, "ok")
+    # vessels in an empty field: nothing to register to the T1w, the scanner coordinates are kept
+    assert flags["sub-A_ses-01_angio.nii.gz"] == (False, "scanner")
     source = read_image(t1w)
     out = read_image(outputs[str(t1w)][method])
     assert (out.raw != source.raw).sum() > 50_000, "the face must change"

@@ -139,7 +139,7 @@ export const qcImageReplySchema = z.object({
         notCheckedSchema,
         z.looseObject({ distance: z.number().nullable(), threshold: z.number(), model: z.string(), per_view: viewsSchema(z.number().nullable()) }),
       ]),
-      registration: z.looseObject({ metric: z.string(), value: z.number().nullable(), flag: z.enum(['ok', 'poor']), pass: z.boolean() }),
+      registration: z.looseObject({ metric: z.string(), value: z.number().nullable(), flag: z.enum(['ok', 'scanner', 'poor']), pass: z.boolean() }),
     }),
     renders: z.looseObject({ input: viewsSchema(z.string()), output: viewsSchema(z.string()), slices: viewsSchema(z.string()) }),
     standalone: z.looseObject({

@@ -81,7 +81,7 @@ const checksSchema = z.looseObject({
   registration: z.looseObject({
     metric: z.string(),
     value: z.number().nullable(),
-    flag: z.enum(['ok', 'poor']),
+    flag: z.enum(['ok', 'scanner', 'poor']),
     pass: z.boolean(),
   }),
 });

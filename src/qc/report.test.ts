@@ -130,6 +130,14 @@ describe('writeParticipantReport', () => {
     expect(table).toMatch(/<th>Left<\/th><td class="none">none<\/td><td class="none">none<\/td><td class="num">—<\/td>/);
   });
 
+  it('shows an image kept in scanner coordinates (not registered) as a warning, not a failure', () => {
+    const base = goodRecord({ method: 'deface' });
+    const registration = { metric: 'mi', value: 0.01, flag: 'scanner' as const, pass: true };
+    const page = participantReportHtml({ subject: '01', records: [{ ...base, checks: { ...base.checks, registration } }], existingRenders: new Set() });
+    expect(page).toContain('<span class="badge warn">scanner</span>');
+    expect(page).not.toContain('<span class="badge fail">');
+  });
+
   it('labels the slice figures as projections when QC drew MIPs (an input with no head surface)', () => {
     const slicePage = participantReportHtml({ subject: '01', records: [goodRecord()], existingRenders: new Set() });
     expect(slicePage).toContain('Mid-sagittal, before');
