@@ -36,8 +36,8 @@ WARP_FLOW_SIGMA = 3.0
 # so the face does not tear away from the scalp it joins.
 WARP_TAPER_MM = 6.0
 # The integrated warp (:func:`flow`) is checked for folds; a field that still folds (a rough SyN
-# field, e.g. with a larger step) is smoothed by one grid step and integrated again, this many
-# times at most before the warp is refused.
+# field, e.g. with a larger step) is smoothed by one grid step and integrated again: this many
+# attempts at most before the warp is refused.
 WARP_SMOOTHINGS = 5
 # reface blends the atlas face in over this distance from the replaced zone's edge, so where the
 # person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
@@ -492,11 +492,11 @@ def flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
     SyN's field, tapered to zero at the kept mask, folds wherever it shrinks faster than the
     taper allows (on person A: 101 voxels with a negative Jacobian, seen as crumpled brows).
-    Read as a stationary velocity and integrated, it cannot fold: the result is a
-    diffeomorphism, and where the velocity is zero (the dilated brain_neck) points stay exactly
-    where they are and no other point flows in. The field is halved until a step moves under
-    half a voxel and stretches or shrinks under half its length (so the first step cannot
-    fold), then composed with itself as many times.
+    Read as a stationary velocity and integrated, it is a diffeomorphism in the continuum (on
+    the grid a rough field can still fold: :func:`unfolded_flow` checks), and where the
+    velocity is zero (the dilated brain_neck) points stay exactly where they are. The field
+    is halved until a step moves under half a voxel and stretches or shrinks under half its
+    length (so the first step cannot fold), then composed with itself as many times.
     """
     zooms = zooms_of(affine)
     if not velocity.size:
