@@ -53,7 +53,7 @@ MIN_SESSION_MI = 0.05
 
 @dataclass(frozen=True)
 class Quality:
-    """How well a registration fits: metric name, value, wall seconds, and ok/poor flag."""
+    """How well a registration fits: metric name, value, wall seconds, and flag (ok, scanner, poor)."""
 
     metric: str
     value: float

@@ -11,7 +11,7 @@ import functools
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -159,6 +159,11 @@ def anonymize_session(
     records = _run_methods(t1_item, methods, outputs.get(reference, {}), warp, version, log,
                            reference_quality=atlas_fit.quality, timings=timings, qc_inputs=qc_inputs)
 
+    # Every other image's masks go through the reference's atlas fit: when that is poor, so are
+    # theirs, whatever their own fit to the reference says.
+    inherited = None
+    if atlas_fit.quality.flag == "poor":
+        inherited = replace(atlas_fit.quality, metric=f"reference_{atlas_fit.quality.metric}")
     fits: dict[str, SessionRegistration] = {}
     for entry in others:
         path = entry["path"]
@@ -183,7 +188,8 @@ def anonymize_session(
             if keep_work:
                 _keep(work_dir, item, name, atlas_fit.native_to_atlas @ fit.image_to_t1w, None)
             qc_inputs = _qc_inputs(work_dir, item, f"image{len(fits)}", atlas_fit.native_to_atlas @ fit.image_to_t1w)
-            records += _run_methods(item, methods, wanted, warp, version, log, timings=timings, qc_inputs=qc_inputs)
+            records += _run_methods(item, methods, wanted, warp, version, log, reference_quality=inherited,
+                                    timings=timings, qc_inputs=qc_inputs)
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the session
             message = " ".join(str(exc).split()) or exc.__class__.__name__
             log(f"{Path(path).name}: {message}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -26,6 +27,7 @@ from conftest import (
 )
 
 from micanon import methods
+from micanon import session as session_module
 from micanon.io import read_image
 from micanon.session import anonymize_session
 
@@ -168,6 +170,26 @@ def test_reference_failure_raises_one_line_value_error(tmp_path, synthetic_atlas
     with pytest.raises(ValueError, match="sub-2_T1w.nii.gz"):
         anonymize_session(str(missing), [], ["deface"], synthetic_atlas, _outputs(tmp_path, [missing], ["deface"]),
                           work_dir=str(tmp_path / "work"))
+
+
+def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch, tmp_path, synthetic_atlas):
+    """Every image's masks go through the reference's atlas fit: when QC must fail the
+    reference's registration, it must fail theirs too, whatever their own fit to it says."""
+    real = session_module.register_to_atlas
+
+    def poor_fit(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        return replace(fit, quality=replace(fit.quality, flag="poor"))
+
+    monkeypatch.setattr(session_module, "register_to_atlas", poor_fit)
+    data, affine, _ = make_subject()
+    t1w = save_subject(tmp_path / "sub-1_T1w.nii.gz", data, affine, np.float32)
+    t2w = save_subject(tmp_path / "sub-1_T2w.nii.gz", np.where(data > 0, 150.0 - data, 0.0), affine, np.float32)
+    result = anonymize_session(str(t1w), [{"path": str(t2w), "register_via": None}], ["deface"], synthetic_atlas,
+                               _outputs(tmp_path, [t1w, t2w], ["deface"]), work_dir=str(tmp_path / "work"))
+    t2_record = next(r for r in result["images"] if r["input"] == str(t2w))
+    assert t2_record["registered"] and t2_record["registration"]["flag"] == "poor"
+    assert t2_record["registration"]["metric"] == f"reference_{result['reference']['registration']['metric']}"
 
 
 def test_same_inputs_give_the_same_bytes(session, synthetic_atlas, tmp_path):
