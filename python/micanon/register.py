@@ -39,6 +39,10 @@ POOR_HEAD_DICE = 0.94
 # A start from a quarter-turned orientation replaces the scanner-oriented fit only when its rigid
 # fit scores this much higher (NCC at 8 mm).
 TURN_MARGIN_NCC = 0.05
+# The same for a contrast standing in for a missing T1w, whose poses are scored by mutual
+# information (nats, 8 mm): NCC with the T1w template ranks an inverted contrast's poses wrongly
+# (a T2w-like head with its header's axes turned 90 deg landed 74 mm off).
+TURN_MARGIN_MI = 0.05
 
 # A same-session contrast whose rigid fit moves it more than this from the scanner
 # coordinates is not trusted: people do not move 15 mm or 15 degrees between scans.
@@ -323,6 +327,8 @@ def register_to_atlas(
     (:func:`head_overlap`).
     """
     start = time.perf_counter()
+    similarity = normalized_correlation if t1w_contrast else mutual_information
+    turn_margin = TURN_MARGIN_NCC if t1w_contrast else TURN_MARGIN_MI
     fine_mm = 3.0 if robust else 4.0
     t1_fine, t1_fine_aff = coarse_copy(t1w, t1w_affine, fine_mm)
     tpl_fine, tpl_fine_aff = coarse_copy(template, template_affine, fine_mm)
@@ -351,7 +357,7 @@ def register_to_atlas(
     # the scanner's orientation then lands far off with a fair score (a 90 deg yaw: NCC 0.83).
     # Score all 24 axis-aligned orientations on the 8 mm copies (a few ms each) and also fit
     # from the best: untilted in the quick search, with every tilt under ``robust``.
-    scan = [(normalized_correlation(resample(t1_coarse, t1_coarse_aff, tpl_coarse.shape, tpl_coarse_aff,
+    scan = [(similarity(resample(t1_coarse, t1_coarse_aff, tpl_coarse.shape, tpl_coarse_aff,
                                              np.linalg.inv(start_from(r))), tpl_coarse, head_coarse), n)
             for n, r in enumerate(_QUARTER_TURNS)]
     best_turn = _QUARTER_TURNS[max(scan)[1]]
@@ -363,7 +369,7 @@ def register_to_atlas(
         fixed_coarse = to_ants(tpl_coarse, tpl_coarse_aff)
         moving_coarse = to_ants(t1_coarse, t1_coarse_aff)
         mask_coarse = to_ants(head_coarse.astype(np.float32), tpl_coarse_aff)
-        best: tuple[float, np.ndarray, float] | None = None  # NCC, fit, handicap of its start
+        best: tuple[float, np.ndarray, float] | None = None  # similarity, fit, handicap of its start
         for n, (orientation, axis, degrees) in enumerate(starts):
             init = _translation(atlas_centre) @ _rotation(axis, degrees) @ _translation(-atlas_centre) @ start_from(orientation)
             init_path = _write_ants_affine(np.linalg.inv(init), os.path.join(tmp, f"init{n}.mat"))
@@ -375,12 +381,12 @@ def register_to_atlas(
             )
             atlas_to_native = _ants_affine_to_ras(fit["fwdtransforms"][0])
             moved = resample(t1_coarse, t1_coarse_aff, tpl_coarse.shape, tpl_coarse_aff, atlas_to_native)
-            score = normalized_correlation(moved, tpl_coarse, head_coarse)
+            score = similarity(moved, tpl_coarse, head_coarse)
             turned = rotation_angle_deg(orientation)
-            log(f"{time.perf_counter() - start:.1f}s atlas start {turned:.0f} deg turn, {axis}:{degrees:+.0f} deg -> NCC {score:.3f}")
+            log(f"{time.perf_counter() - start:.1f}s atlas start {turned:.0f} deg turn, {axis}:{degrees:+.0f} deg -> {similarity.__name__} {score:.3f}")
             # A turned start must win clearly: on a real head a wrong quarter turn can fit nearly
             # as well at 8 mm as the right pose (person A: 0.779 vs 0.788).
-            handicap = TURN_MARGIN_NCC if rotation_angle_deg(orientation) > 1 else 0.0
+            handicap = turn_margin if rotation_angle_deg(orientation) > 1 else 0.0
             if best is None or score - handicap > best[0] - best[2]:
                 best = (score, atlas_to_native, handicap)
 
@@ -397,11 +403,11 @@ def register_to_atlas(
         atlas_to_native = _ants_affine_to_ras(fit["fwdtransforms"][0])
 
     moved = resample(t1_fine, t1_fine_aff, tpl_fine.shape, tpl_fine_aff, atlas_to_native)
-    score = normalized_correlation(moved, tpl_fine, head_fine)
+    score = similarity(moved, tpl_fine, head_fine)
     if score < best[0] - 0.02:  # the refinement should never make things worse; keep the rigid fit
         atlas_to_native = best[1]
         moved = resample(t1_fine, t1_fine_aff, tpl_fine.shape, tpl_fine_aff, atlas_to_native)
-        score = normalized_correlation(moved, tpl_fine, head_fine)
+        score = similarity(moved, tpl_fine, head_fine)
     seconds = time.perf_counter() - start
     if t1w_contrast:
         quality = Quality("ncc", score, seconds, "ok" if score >= POOR_NCC else "poor")

@@ -147,6 +147,18 @@ def test_another_contrast_standing_in_is_judged_by_head_overlap(atlas, tmp_path)
     assert head_overlap(fine, fine_affine, template, template_affine, atlas_to_fit @ tilted) < POOR_HEAD_DICE
 
 
+def test_a_stand_in_whose_header_axes_are_turned_is_landed(atlas, tmp_path):
+    """Poses of another contrast are scored by mutual information, not by NCC with the T1w
+    template: with NCC this T2w-like head, its header's axes turned 90 deg, landed 74 mm off."""
+    atlas_to_native = pose((0.0, 0.0, 90.0), (10.0, -20.0, 5.0))
+    data, affine = moved_head(atlas, atlas_to_native)
+    head = data > 0.15 * np.percentile(data, 99.5)
+    t2w = np.where(head, data.max() * 1.1 - data, 0.0).astype(np.float32)
+    fit = register_to_atlas(t2w, affine, atlas.template, atlas.affine, atlas.head, work_dir=str(tmp_path), t1w_contrast=False)
+    error = fit_error_mm(atlas, fit, atlas_to_native)
+    assert fit.quality.flag == "ok" and error["face"] < MAX_ERROR_MM and error["brain"] < MAX_ERROR_MM, (fit.quality, error)
+
+
 def test_an_image_with_nothing_in_common_with_the_t1w_keeps_the_scanner_coordinates(atlas, tmp_path):
     """Vessels in an empty field (a TOF angiogram) share almost no information with the T1w: a
     rigid fit would wander; the shared scanner coordinates are kept and flagged "scanner"."""
