@@ -225,7 +225,8 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
     """QC one image anonymized by any tool (``micanon qc``), against its original when given.
 
     Request: image, original (or null), method, atlas (folder), output_dir, figures_dir (inside
-    output_dir), subject, session (labels naming the record); images in their own scanner space.
+    output_dir), subject, session (labels naming the record), reference_is_t1w (the image
+    registered to the atlas is a T1w, default true); images in their own scanner space.
     Writes the figures and returns the QC record (see micanon.standalone.check_image).
     """
     from micanon.atlas.load import load_atlas
@@ -242,5 +243,6 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
         subject=request["subject"],
         session=request.get("session"),
         log=progress.append,
+        reference_is_t1w=bool(request.get("reference_is_t1w", True)),
     )
     return {"record": record, "log": progress}

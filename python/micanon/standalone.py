@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -53,8 +52,12 @@ def check_image(
     session: str | None,
     seed: int = 1,
     log: Callable[[str], None] = lambda msg: None,
+    reference_is_t1w: bool = True,
 ) -> dict[str, Any]:
     """QC one anonymized image (its own scanner space), against its original when given.
+
+    ``reference_is_t1w`` False: the image registered to the atlas (the original, else the image)
+    is another contrast than a T1w (the caller reads that from its BIDS name).
 
     Figures are written under ``figures_dir`` (inside ``output_dir``). Returns the QC record:
     with an original, the pipeline's record (src/qc/records.ts validates it) with a
@@ -71,7 +74,7 @@ def check_image(
     reference = read_image(original) if original is not None else image_stored
     with tempfile.TemporaryDirectory(prefix="micanon-qc-") as work:
         log(f"registering {Path(reference.path).name} to the atlas")
-        fit = _register(reference, atlas, seed=seed, work_dir=work)
+        fit = _register(reference, atlas, seed=seed, work_dir=work, t1w_contrast=reference_is_t1w)
         registered = time.perf_counter()
         registration = qc.Registration(fit.quality.metric, round(float(fit.quality.value), 4), fit.quality.flag)
         if original is None:
@@ -89,28 +92,14 @@ def check_image(
     return record
 
 
-# BIDS anatomical suffixes of contrasts other than T1w: such an original is registered as the
-# pipeline registers a stand-in reference (judged by head overlap, not by correlation with the
-# T1w template). Any other name is taken for a T1w.
-OTHER_CONTRASTS = frozenset({
-    "T2w", "FLAIR", "PDw", "T2starw", "PDT2", "UNIT1", "MP2RAGE", "inplaneT1", "inplaneT2", "angio",
-    "T1map", "R1map", "T2map", "T2starmap", "PDmap", "MTw", "MEGRE", "MESE",
-})
-
-
-def is_t1w_contrast(path: str | Path) -> bool:
-    """False when the file name ends in the BIDS suffix of another contrast (``sub-01_T2w.nii.gz``)."""
-    match = re.search(r"_([A-Za-z0-9]+)\.nii(\.gz)?$", Path(path).name)
-    return not (match and match.group(1) in OTHER_CONTRASTS)
-
-
-def _register(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: str) -> AtlasRegistration:
-    """The pipeline's reference -> atlas affine of ``reference`` (scanner RAS -> atlas RAS)."""
+def _register(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: str, t1w_contrast: bool) -> AtlasRegistration:
+    """The pipeline's reference -> atlas affine of ``reference`` (scanner RAS -> atlas RAS); another
+    contrast than a T1w is registered as a stand-in reference is (``register_to_atlas``)."""
     images = load_atlas_images(atlas)
     try:
         return register_to_atlas(
             reference.real(0), reference.affine, images.template, images.affine, images.head, seed=seed, work_dir=work_dir,
-            t1w_contrast=is_t1w_contrast(reference.path),
+            t1w_contrast=t1w_contrast,
         )
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{reference.path}: registration to the atlas failed ({' '.join(str(exc).split())})") from exc

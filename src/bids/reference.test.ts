@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AnatImage } from './discover.js';
-import { chooseStandIn, describeGeometry, type Geometry } from './reference.js';
+import { chooseStandIn, describeGeometry, namesT1wContrast, type Geometry } from './reference.js';
 
 function image(name: string, suffix: string): AnatImage {
   return { path: `/bids/sub-01/anat/sub-01_${name}.nii.gz`, relativePath: `sub-01/anat/sub-01_${name}.nii.gz`, suffix, entities: {}, registerVia: null };
@@ -46,5 +46,15 @@ describe('the stand-in reference of a session with no T1w', () => {
     expect(only.reference).toBe(pd);
     expect(only.reason).not.toContain(' over ');
     expect(describeGeometry(null)).toBe('header unreadable');
+  });
+});
+
+describe('whether a file names a T1w (micanon qc registers other contrasts as stand-ins)', () => {
+  it('reads the BIDS suffix, and takes any name that is not another anat contrast for a T1w', () => {
+    expect(namesT1wContrast('/data/sub-01/anat/sub-01_ses-1_T1w.nii.gz')).toBe(true);
+    expect(namesT1wContrast('/data/sub-01/anat/sub-01_T2w.nii.gz')).toBe(false);
+    expect(namesT1wContrast('sub-01_acq-tof_angio.nii')).toBe(false);
+    expect(namesT1wContrast('brain_defaced.nii.gz')).toBe(true);
+    expect(namesT1wContrast('T1.nii.gz')).toBe(true);
   });
 });

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { compareImages, suffixRank, type AnatImage } from './discover.js';
+import { anatGroupOf, parseBidsName } from './entities.js';
 
 /** What the ranking needs of a header (the engine's image_info gives it). */
 export interface Geometry {
@@ -89,4 +90,13 @@ export function chooseStandIn(
     reason += `, over ${path.basename(runnerUp.image.path)} (${describeGeometry(runnerUp.geometry)}) by ${by}`;
   }
   return { reference: best.image, reason: `${reason}; registered to the atlas by mutual information` };
+}
+
+/**
+ * False when a file's BIDS name ends in another anatomical contrast's suffix (`sub-01_T2w.nii.gz`):
+ * it is registered to the atlas as a stand-in reference is. Any other name counts as a T1w.
+ */
+export function namesT1wContrast(nameOrPath: string): boolean {
+  const name = parseBidsName(path.basename(nameOrPath));
+  return !name || name.suffix === 'T1w' || anatGroupOf(name.suffix) === null;
 }

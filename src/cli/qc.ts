@@ -21,6 +21,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import { writeFileAtomic } from '../bids/atomic.js';
 import { parseBidsName, stemOf } from '../bids/entities.js';
+import { namesT1wContrast } from '../bids/reference.js';
 import { Engine } from '../engine/bridge.js';
 import { methodSchema, qcImageReplySchema, type NotChecked, type QcImageRecord } from '../engine/schemas.js';
 import { MicanonError } from '../errors.js';
@@ -117,6 +118,7 @@ export async function runQc(argv: readonly string[]): Promise<number> {
           atlas: options.atlas,
           output_dir: outDir,
           figures_dir: participantFigureDir(outDir, labels.subject),
+          reference_is_t1w: namesT1wContrast(options.original ?? options.image),
           ...labels,
         },
         qcImageReplySchema,
