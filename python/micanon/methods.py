@@ -502,8 +502,7 @@ def flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
     if not velocity.size:
         return velocity.astype(np.float32)
     step_vox = float(np.sqrt((velocity ** 2).sum(-1)).max()) / float(zooms.min())
-    grads = np.stack([np.stack(np.gradient(velocity[..., c], *zooms), -1) for c in range(3)], -2)
-    stretch = float(np.sqrt((grads ** 2).sum((-2, -1))).max())
+    stretch = float(np.sqrt((_field_gradient(velocity, zooms) ** 2).sum((-2, -1))).max())
     squarings = max(0, int(np.ceil(np.log2(max(step_vox, stretch, 1e-9) / 0.5))))
     disp = (velocity / 2 ** squarings).astype(np.float32)
     if squarings == 0:
@@ -524,8 +523,12 @@ def jacobian_determinant(displacement: np.ndarray, affine: np.ndarray) -> np.nda
     """det(d(x + d(x))/dx) on the grid of ``affine``: > 0 everywhere for a warp that does not fold."""
     zooms = zooms_of(affine)
     axes = affine[:3, :3] / zooms  # columns: the grid axes' directions in RAS
-    grads = np.stack([np.stack(np.gradient(displacement[..., c], *zooms), -1) for c in range(3)], -2)
-    return np.linalg.det(np.eye(3) + grads @ axes.T)
+    return np.linalg.det(np.eye(3) + _field_gradient(displacement, zooms) @ axes.T)
+
+
+def _field_gradient(field: np.ndarray, zooms) -> np.ndarray:
+    """d field[..., c] / d (grid axis a, mm) as [..., c, a]."""
+    return np.stack([np.stack(np.gradient(field[..., c], *zooms), -1) for c in range(3)], -2)
 
 
 def _smooth_to(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -489,9 +489,8 @@ def _projection(affine: np.ndarray, volume: np.ndarray, centre, right, up, plane
     axis = int(np.argmax(np.abs(normal @ directions)))
     projected = np.max(volume, axis=axis).astype(np.float32)
     coords = render.plane_coordinates(affine, centre, right, up, planes.half_mm, planes.rotation)
-    n = int(round(np.sqrt(coords.shape[1])))
     kept = [a for a in range(3) if a != axis]
-    return ndi.map_coordinates(projected, coords[kept], order=1, cval=0.0, prefilter=False).reshape(n, n)
+    return ndi.map_coordinates(projected, coords[kept], order=1, cval=0.0, prefilter=False)
 
 
 def _grey(planes: _Planes, values: np.ndarray) -> np.ndarray:

@@ -368,8 +368,7 @@ def slice_plane(
 ) -> np.ndarray:
     """Sample ``data`` (on ``image``'s grid) on a square 1 mm plane through ``centre_world``."""
     coords = plane_coordinates(image.affine, centre_world, axis_right, axis_up, half_width_mm, head_rotation)
-    n = int(round(np.sqrt(coords.shape[1])))
-    return ndi.map_coordinates(data, coords, order=order, cval=0.0, prefilter=False).reshape(n, n)
+    return ndi.map_coordinates(data, coords, order=order, cval=0.0, prefilter=False)
 
 
 def plane_coordinates(
@@ -380,7 +379,7 @@ def plane_coordinates(
     half_width_mm: float,
     head_rotation: np.ndarray,
 ) -> np.ndarray:
-    """Voxel coordinates (3, n*n) of the pixels of :func:`slice_plane`'s square plane, row by row."""
+    """Voxel coordinates (3, n, n) of the pixels of :func:`slice_plane`'s square plane."""
     n = int(np.ceil(2 * half_width_mm)) + 1
     columns = np.stack([-axis_up, axis_right], axis=1)
     origin = half_width_mm * (axis_up - axis_right)
@@ -388,7 +387,7 @@ def plane_coordinates(
     matrix = voxel_from_world[:3, :3] @ head_rotation.T @ columns
     offset = voxel_from_world[:3, :3] @ (centre_world + head_rotation.T @ origin) + voxel_from_world[:3, 3]
     rows, cols = np.mgrid[0:n, 0:n].astype(np.float64)
-    return matrix @ np.stack([rows.ravel(), cols.ravel()]) + offset[:, None]
+    return np.einsum("ij,jrc->irc", matrix, np.stack([rows, cols])) + offset[:, None, None]
 
 
 def render_slices(

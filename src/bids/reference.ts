@@ -23,7 +23,7 @@ export const ISOTROPY = 2;
 interface Ranked {
   image: AnatImage;
   geometry: Geometry | null;
-  /** 0 whole-head 3D, 1 whole head only, 2 partial coverage, 3 header unreadable. */
+  /** coverageOf the geometry. */
   coverage: number;
   /** 0 a weighted image, 1 a quantitative map, in-plane image or angiogram. */
   map: number;
@@ -33,28 +33,34 @@ interface Ranked {
 
 const MAP_RANK = suffixRank('T1map');
 
-function rank(image: AnatImage, geometry: Geometry | null): Ranked {
-  const map = suffixRank(image.suffix) >= MAP_RANK ? 1 : 0;
-  if (!geometry || geometry.shape.length < 3 || geometry.zooms.length < 3) {
-    return { image, geometry: null, coverage: 3, map, voxel: Infinity };
-  }
+const usable = (geometry: Geometry | null): geometry is Geometry =>
+  geometry !== null && geometry.shape.length >= 3 && geometry.zooms.length >= 3;
+
+/** 0 whole-head 3D, 1 whole head only, 2 partial coverage, 3 header unreadable. */
+function coverageOf(geometry: Geometry | null): number {
+  if (!usable(geometry)) return 3;
   const zooms = geometry.zooms.slice(0, 3);
   const fov = zooms.map((z, i) => z * (geometry.shape[i] ?? 0));
   const wholeHead = Math.min(...fov) >= WHOLE_HEAD_MM;
   const threeD = Math.max(...zooms) <= MAX_3D_VOXEL_MM && Math.max(...zooms) <= ISOTROPY * Math.min(...zooms);
-  const coverage = wholeHead ? (threeD ? 0 : 1) : 2;
-  return { image, geometry, coverage, map, voxel: Math.round(zooms.reduce((a, b) => a * b, 1) * 100) / 100 };
+  return wholeHead ? (threeD ? 0 : 1) : 2;
+}
+
+function rank(image: AnatImage, geometry: Geometry | null): Ranked {
+  const map = suffixRank(image.suffix) >= MAP_RANK ? 1 : 0;
+  if (!usable(geometry)) return { image, geometry: null, coverage: 3, map, voxel: Infinity };
+  const voxel = Math.round(geometry.zooms.slice(0, 3).reduce((a, b) => a * b, 1) * 100) / 100;
+  return { image, geometry, coverage: coverageOf(geometry), map, voxel };
 }
 
 const COVERAGE = ['whole-head 3D', 'whole head, not 3D', 'partial coverage', 'header unreadable'];
 
 /** "1.0x1.0x1.2 mm voxels, 256x256x180 mm field of view, whole-head 3D" */
 export function describeGeometry(geometry: Geometry | null): string {
-  if (!geometry) return COVERAGE[3]!;
-  const r = rank({ path: '', relativePath: '', suffix: '', entities: {}, registerVia: null }, geometry);
+  if (!usable(geometry)) return COVERAGE[3]!;
   const zooms = geometry.zooms.slice(0, 3);
   const fov = zooms.map((z, i) => Math.round(z * (geometry.shape[i] ?? 0)));
-  return `${zooms.map((z) => z.toFixed(2).replace(/0$/, '')).join('x')} mm voxels, ${fov.join('x')} mm field of view, ${COVERAGE[r.coverage]}`;
+  return `${zooms.map((z) => z.toFixed(2).replace(/0$/, '')).join('x')} mm voxels, ${fov.join('x')} mm field of view, ${COVERAGE[coverageOf(geometry)]}`;
 }
 
 const CRITERIA: Array<{ key: (r: Ranked) => number; why: string }> = [
