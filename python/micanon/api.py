@@ -246,3 +246,20 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
         reference_is_t1w=bool(request.get("reference_is_t1w", True)),
     )
     return {"record": record, "log": progress}
+
+
+@bridged
+def check_inputs(request: dict[str, Any]) -> dict[str, Any]:
+    """Check input images before any work (micanon.inputs, one catalogue of problems).
+
+    Request: {"paths": [str, ...]}. Returns {"images": [{"path", "ok", "errors", "warnings",
+    "facts"}, ...]} in request order; errors/warnings are lists of {"code", "message"}. A bad or
+    missing image is a per-image result (a missing file is the error INPUT_MISSING), never a
+    failed reply; only a malformed request fails.
+    """
+    from micanon.inputs import check_image
+
+    paths = request.get("paths")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ValueError('check_inputs needs {"paths": [str, ...]}')
+    return {"images": [check_image(p).to_json() for p in paths]}
