@@ -40,6 +40,10 @@ export const catalogue = {
   INPUT_MISSING: { exit: ExitCode.inputMissing, hint: 'check the path exists and is readable' },
   CANNOT_CREATE_OUTPUT: { exit: ExitCode.cannotCreateOutput, hint: 'check the output folder is writable' },
   ENGINE_MISSING: { exit: ExitCode.failure, hint: 'run `npm run setup` (or `micanon doctor`)' },
+  ENGINE_UNREADABLE: {
+    exit: ExitCode.failure,
+    hint: 'ask whoever installed micanon to make that folder readable (chmod o+rx), or make your own engine: MICANON_VENV=$HOME/micanon-venv npm run setup, then export MICANON_VENV',
+  },
   ENGINE_CRASHED: { exit: ExitCode.failure, hint: 'rerun with --log-level debug and report the log' },
   ENGINE_FAILED: { exit: ExitCode.failure, hint: 'rerun with --log-level debug for the Python traceback' },
   ATLAS_INVALID: { exit: ExitCode.badData, hint: 'rebuild it with `npm run setup` or fix the folder given to --atlas' },

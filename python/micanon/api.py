@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from micanon import __version__
+from micanon.lifeline import bind_to_parent
+
+# The engine dies with the CLI that started it, SIGKILL included (see micanon/lifeline.py).
+LIFELINE = bind_to_parent()
 
 _ERROR_KINDS: list[tuple[type[BaseException], str]] = [
     (FileNotFoundError, "input_missing"),

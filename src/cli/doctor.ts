@@ -2,11 +2,10 @@
  * `micanon doctor`: what this installation has, what is missing, and the command that fixes it.
  * It starts the real engine, so "ok" means the engine really answers.
  */
-import { existsSync } from 'node:fs';
 import { Engine } from '../engine/bridge.js';
 import { atlasInfoSchema, versionsSchema } from '../engine/schemas.js';
-import { describeError } from '../errors.js';
-import { defaultAtlasDir, engineInterpreter, venvDir } from '../paths.js';
+import { catalogue, describeError } from '../errors.js';
+import { defaultAtlasDir, engineInterpreter, interpreterProblem, venvDir } from '../paths.js';
 import { packageVersion } from '../version.js';
 
 interface Check {
@@ -29,14 +28,15 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
   });
   checks.push({ name: 'micanon', ok: true, value: packageVersion });
   const interpreter = engineInterpreter();
+  const problem = interpreterProblem(interpreter);
   checks.push({
     name: 'venv',
-    ok: existsSync(interpreter),
-    value: existsSync(interpreter) ? venvDir() : `missing (${interpreter})`,
-    fix: 'npm run setup',
+    ok: problem === null,
+    value: problem === null ? venvDir() : problem.message,
+    fix: problem?.kind === 'unreadable' ? catalogue.ENGINE_UNREADABLE.hint : 'npm run setup',
   });
   const atlasDir = options.atlas ?? defaultAtlasDir();
-  if (existsSync(interpreter)) {
+  if (problem === null) {
     let engine: Engine | null = null;
     try {
       engine = await Engine.start({ threads: 1 });

@@ -7,14 +7,13 @@
  * JSON string and returns a JSON string (see python/micanon/api.py), which is parsed with a zod
  * schema: only paths and small JSON cross, never arrays or Python object proxies.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { z } from 'zod';
 import { MicanonError } from '../errors.js';
 import { log } from '../log.js';
-import { engineInterpreter, pythonSource } from '../paths.js';
+import { engineInterpreter, interpreterProblem, pythonSource } from '../paths.js';
 import { replySchema, type EngineErrorReply } from './schemas.js';
 
 const require = createRequire(import.meta.url);
@@ -79,9 +78,8 @@ export class Engine {
   static async start(options: EngineOptions): Promise<Engine> {
     if (active) throw new Error('the engine is already running in this process');
     const interpreter = options.python ?? engineInterpreter();
-    if (!existsSync(interpreter)) {
-      throw new MicanonError('ENGINE_MISSING', `Python engine not found at ${interpreter}`);
-    }
+    const problem = interpreterProblem(interpreter);
+    if (problem) throw new MicanonError(problem.kind === 'unreadable' ? 'ENGINE_UNREADABLE' : 'ENGINE_MISSING', problem.message);
     const threads = String(Math.max(1, Math.floor(options.threads)));
     Object.assign(process.env, {
       PYTHON_BIN: interpreter,
@@ -91,6 +89,8 @@ export class Engine {
       MKL_NUM_THREADS: threads,
       PYTHONPATH: [pythonSource, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
       PYTHONDONTWRITEBYTECODE: '1',
+      // python/micanon/lifeline.py: the engine dies with this process (parent-death signal).
+      MICANON_ENGINE_PARENT: String(process.pid),
       ...(options.scratchDir ? { TMPDIR: options.scratchDir, MPLCONFIGDIR: path.join(options.scratchDir, 'matplotlib') } : {}),
     });
     const pythonia = require('pythonia') as PythoniaModule;
