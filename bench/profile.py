@@ -21,7 +21,11 @@ from common import Stages, cpu_seconds, peak_rss_mb, session_images, session_par
 
 def instrument(stages: Stages, output_paths: set[str]) -> None:
     """Wrap the functions micanon.session calls so each call is timed under its stage."""
-    from micanon import guard, methods, session
+    from micanon import session
+    from micanon.anonymize import guard
+from micanon.anonymize import masks as atlas_masks
+from micanon.anonymize import warp as warps
+    from micanon.anonymize import methods as face_methods
 
     state = {"current": "T1w"}
 
@@ -42,9 +46,9 @@ def instrument(stages: Stages, output_paths: set[str]) -> None:
     session._prepare = stages.wrap(lambda stored, *a, **k: f"masks {short_name(stored.path)}", session._prepare)
     session._apply = stages.wrap(lambda item, method, *a, **k: f"apply {method}", session._apply)
     session.write_like = stages.wrap(lambda *a, **k: "write", session.write_like)
-    methods.reface = stages.wrap(reface_name, methods.reface)
-    methods.face_warp = stages.wrap(lambda *a, **k: "warp: SyN face warp", methods.face_warp)
-    methods.warp_sampling = stages.wrap(lambda *a, **k: "apply warpface", methods.warp_sampling)
+    face_methods.reface = stages.wrap(reface_name, face_methods.reface)
+    warps.face_warp = stages.wrap(lambda *a, **k: "warp: SyN face warp", warps.face_warp)
+    warps.warp_sampling = stages.wrap(lambda *a, **k: "apply warpface", warps.warp_sampling)
     guard.protect = stages.wrap(lambda *a, **k: "guard", guard.protect)
     guard.count_changed = stages.wrap(lambda *a, **k: "guard", guard.count_changed)
 

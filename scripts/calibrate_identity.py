@@ -5,7 +5,7 @@ Every head is seen as QC sees an input (``qc.see_image``: rendered upright, ever
 by HOG and by the CNN) and every pair is judged by QC's own reface/warpface rule
 (``qc.identity_check``), the first head of the pair taking the input's place. Heads are put
 upright the way the pipeline does it: A's T1w and each copy of it registered to the atlas by
-``register.register_to_atlas``; A's PDw through its rigid fit to A's T1w, as the session does;
+``registration.register_to_atlas``; A's PDw through its rigid fit to A's T1w, as the session does;
 pydeface's average by the identity, since the atlas is built in the average's own world.
 
 Same person: person A's T1w against copies of itself (rotated, re-sliced thick, noisy, seen
@@ -33,10 +33,12 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.spatial.transform import Rotation
 
-from micanon import face, guard, qc, render
+from micanon import face, qc, render
+from micanon.anonymize import guard
 from micanon.atlas.load import default_atlas_dir, load_atlas
-from micanon.methods import background_value, deface, pull_masks
-from micanon.register import register_to_atlas, register_to_t1w, rotation_angle_deg
+from micanon.anonymize.masks import pull_masks
+from micanon.anonymize.methods import background_value, deface
+from micanon.space.registration import register_to_atlas, register_to_t1w, rotation_angle_deg
 from micanon.session import load_atlas_images
 
 REPO = Path(__file__).resolve().parents[1]

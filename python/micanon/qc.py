@@ -38,9 +38,10 @@ import numpy as np
 import scipy.ndimage as ndi
 from PIL import Image
 
-from micanon import face, guard, render
+from micanon import face, render
+from micanon.anonymize import guard
 from micanon.io import StoredImage, read_image
-from micanon.methods import background_value, deface
+from micanon.anonymize.methods import background_value, deface
 
 METHODS = ("deface", "reface", "warpface")
 # "scanner": not registered, masks through the shared scanner coordinates (an image with too
@@ -61,11 +62,9 @@ REPORT_VIEWS = {
     "front_high": "high",
 }
 
-# The CNN looks at renders shrunk to this size (px). Measured on the average head's 320 px
-# renders: the CNN finds its face in the same 7 of 9 views at 140, 160, 200 and 320 px, and on
-# none of person A's defaced T1w or PDw at any of these sizes; 160 px costs ~1/4 of 320 px
-# (~0.25 s vs ~1.2 s per view on this machine). HOG and the face descriptor keep the 320 px
-# render the identity threshold was calibrated on.
+# The CNN looks at renders shrunk to this size (px): it finds a face in the same views at 140-320
+# px and a quarter of the cost at 160 (docs/qc-calibration.md). HOG and the face descriptor keep
+# the 320 px render the identity threshold was calibrated on.
 CNN_SIZE = 160
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")

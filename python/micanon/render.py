@@ -22,6 +22,8 @@ import numpy as np
 import scipy.ndimage as ndi
 from PIL import Image
 
+from micanon.space.similarity import otsu_threshold
+
 ImageLike = str | Path | nib.spatialimages.SpatialImage
 
 
@@ -108,23 +110,6 @@ def load(image: ImageLike) -> nib.spatialimages.SpatialImage:
     if isinstance(image, (str, Path)):
         return nib.load(str(image))
     return image
-
-
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
-    """Otsu's threshold of a 1-D sample; returns (threshold, between-class / total variance)."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    counts, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(counts, dtype=np.float64)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(counts * centres)
-    mu0 = m0 / np.maximum(w0, 1)
-    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    best = int(np.argmax(between))
-    total = values.var() * values.size**2
-    separation = float(between[best] / total) if total > 0 else 0.0
-    return float(centres[best]), separation
 
 
 def pick_skin_threshold(data: np.ndarray, voxel_mm: tuple[float, float, float]) -> SkinThreshold:

@@ -18,10 +18,12 @@ from typing import Callable
 import nibabel as nib
 import numpy as np
 
-from micanon import guard
-from micanon import methods as face_methods
+from micanon.anonymize import guard
+from micanon.anonymize import masks as atlas_masks
+from micanon.anonymize import warp as warps
+from micanon.anonymize import methods as face_methods
 from micanon.io import StoredImage, descrip_for, output_path_ok, read_image, to_stored, write_like
-from micanon.register import (
+from micanon.space.registration import (
     Quality,
     SessionRegistration,
     register_to_atlas,
@@ -39,7 +41,7 @@ class _Timings(dict):
 ATLAS_ROLES = ("template", "face_roi", "brain", "brain_neck", "face")
 
 
-def load_atlas_images(atlas) -> face_methods.AtlasImages:
+def load_atlas_images(atlas) -> atlas_masks.AtlasImages:
     """Read the atlas roles (paths on ``atlas``) into arrays on the atlas grid.
 
     Kept for the life of the process (the bridge runs many sessions in one Python), keyed by
@@ -56,7 +58,7 @@ def load_atlas_images(atlas) -> face_methods.AtlasImages:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_atlas(paths: tuple) -> face_methods.AtlasImages:
+def _read_atlas(paths: tuple) -> atlas_masks.AtlasImages:
     arrays = {}
     affine = None
     for role, (path, _, _) in zip(ATLAS_ROLES, paths):
@@ -66,7 +68,7 @@ def _read_atlas(paths: tuple) -> face_methods.AtlasImages:
             affine = image.affine
         elif image.shape3d != arrays["template"].shape or not np.allclose(image.affine, affine, atol=1e-3):
             raise ValueError(f"{path}: atlas {role} is not on the template grid")
-    return face_methods.atlas_images(affine=affine, **arrays)
+    return atlas_masks.atlas_images(affine=affine, **arrays)
 
 
 @dataclass
@@ -76,7 +78,7 @@ class _Image:
     stored: StoredImage
     image_to_t1w: np.ndarray
     registration: SessionRegistration | None
-    masks: face_methods.NativeMasks
+    masks: atlas_masks.NativeMasks
     background: float
 
 
@@ -143,7 +145,7 @@ def anonymize_session(
             log("computing the face warp")
             start = time.perf_counter()
             refaced = face_methods.reface(t1w_volume, t1_item.masks, t1w.zooms)
-            warp = face_methods.face_warp(
+            warp = warps.face_warp(
                 t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
             )
             log(f"face warp: max {warp.max_mm:.1f} mm, min Jacobian {warp.min_jacobian:.2f}, in {time.perf_counter() - start:.1f} s")
@@ -210,7 +212,7 @@ def _session_fit(via: str, fits: dict, t1w_volume, t1w_affine, seed, work_dir) -
 def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atlas, methods) -> _Image:
     """Pull the atlas masks onto this image's grid and find its background level."""
     volume = stored.real(0)
-    masks = face_methods.pull_masks(
+    masks = atlas_masks.pull_masks(
         atlas_images, stored.shape3d, stored.affine,
         native_to_atlas @ image_to_t1w, guard_mm=guard.GUARD_MM,
         with_face=bool({"reface", "warpface"} & set(methods)),
@@ -235,7 +237,7 @@ def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, refere
         try:
             output_path_ok(out_path)
             if method == "warpface" and sampling is None:
-                sampling = face_methods.warp_sampling(warp, item.stored.shape3d, item.stored.affine, item.image_to_t1w)
+                sampling = warps.warp_sampling(warp, item.stored.shape3d, item.stored.affine, item.image_to_t1w)
             raw = _apply(item, method, sampling)
             raw = guard.protect(item.stored.raw, raw, item.masks.brain_guard)
             write_like(item.stored, raw, out_path, descrip_for(version, method))

@@ -5,9 +5,9 @@ Spaces. IMAGE and ORIGINAL are each in their own scanner space (RAS mm); an anon
 expected on its original's voxel grid (a tool that resampled it fails the header check, and its
 brain voxels cannot be compared one to one). The atlas is registered to the ORIGINAL (to the
 IMAGE when there is no original) exactly as the pipeline registers a session's T1w
-(:func:`micanon.register.register_to_atlas`); the brain guard and face ROI are pulled onto the
-original's grid as the pipeline pulls them (:func:`micanon.methods.pull_masks`, guard grown by
-:data:`micanon.guard.GUARD_MM`); renders are turned upright by that same scanner -> atlas affine.
+(:func:`micanon.space.registration.register_to_atlas`); the brain guard and face ROI are pulled onto the
+original's grid as the pipeline pulls them (:func:`micanon.masks.pull_masks`, guard grown by
+:data:`micanon.anonymize.guard.GUARD_MM`); renders are turned upright by that same scanner -> atlas affine.
 
 With an original, the record is the pipeline's QC record (:func:`micanon.qc.check_outputs`, one
 item), so the checks are the same code and the same numbers. Without one, only what one image
@@ -27,11 +27,12 @@ from typing import Any, Callable
 import nibabel as nib
 import numpy as np
 
-from micanon import face, guard, qc, render
+from micanon import face, qc, render
+from micanon.anonymize import guard
 from micanon.atlas.load import Atlas
 from micanon.io import StoredImage, read_image
-from micanon.methods import pull_masks
-from micanon.register import AtlasRegistration, register_to_atlas
+from micanon.anonymize.masks import pull_masks
+from micanon.space.registration import AtlasRegistration, register_to_atlas
 from micanon.session import load_atlas_images
 
 NO_ORIGINAL = "not checked: no --original"

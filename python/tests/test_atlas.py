@@ -267,7 +267,7 @@ def test_default_atlas_dir_follows_the_environment(monkeypatch, tmp_path):
 
 def test_person_a_face_roi_pulled_back_covers_the_face_and_spares_the_brain(images, template_head):
     anat = person_a_anat()
-    from micanon.register import register_to_atlas
+    from micanon.space.registration import register_to_atlas
 
     data, atlas_affine, _ = images
     t1w_img = nib.load(anat / "sub-A_ses-01_T1w.nii.gz")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from micanon.guard import count_changed, protect
+from micanon.anonymize.guard import count_changed, protect
 
 
 def _guard(shape=(6, 5, 4)):

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 from conftest import atlas_from_subject, make_subject
 
-from micanon import methods
-from micanon.guard import GUARD_MM
-from micanon.register import zooms_of
+from micanon.anonymize import masks as atlas_masks
+from micanon.anonymize import warp as warps
+from micanon.anonymize import methods as face_methods
+from micanon.space import grid
+from micanon.anonymize.guard import GUARD_MM
+from micanon.space.grid import zooms_of
 from micanon.session import load_atlas_images
 
 
@@ -17,7 +20,7 @@ from micanon.session import load_atlas_images
 def native(synthetic_atlas):
     data, affine, parts = make_subject()
     atlas = load_atlas_images(synthetic_atlas)
-    masks = methods.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=True)
+    masks = atlas_masks.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=True)
     return data, affine, parts, masks
 
 
@@ -37,21 +40,21 @@ def test_guard_wins_over_a_face_roi_that_reaches_the_brain(synthetic_atlas):
     # a wildly wrong registration that shrinks the atlas head to half size: the 7 mm gap between
     # atlas face ROI and brain becomes 3.5 mm, inside the 4 mm guard
     wrong = atlas_from_subject() @ np.diag([2.0, 2.0, 2.0, 1.0])
-    masks = methods.pull_masks(atlas, data.shape, affine, wrong, guard_mm=GUARD_MM, with_face=False)
+    masks = atlas_masks.pull_masks(atlas, data.shape, affine, wrong, guard_mm=GUARD_MM, with_face=False)
     assert masks.guard_overlap > 0
     assert not (masks.face_roi & masks.brain_guard).any()
 
 
 def test_deface_blanks_the_face_only(native):
     data, _, parts, masks = native
-    out = methods.deface(data, masks.face_roi, 0.0)
+    out = face_methods.deface(data, masks.face_roi, 0.0)
     assert (out[parts["nose"] & masks.face_roi] == 0).all()
     assert np.array_equal(out[~masks.face_roi], data[~masks.face_roi])
 
 
 def test_reface_replaces_the_face_with_the_atlas_face(native):
     data, affine, parts, masks = native
-    out = methods.reface(data, masks, zooms_of(affine))
+    out = face_methods.reface(data, masks, zooms_of(affine))
     zone = masks.face_zone
     assert np.array_equal(out[~zone], data[~zone])
     # the atlas nose is 10 mm longer: voxels in front of the subject's nose become tissue
@@ -63,8 +66,8 @@ def test_reface_replaces_the_face_with_the_atlas_face(native):
 def test_reface_blend_spans_several_slices_of_a_thick_slice_image():
     zone = np.zeros((40, 40, 40), bool)
     zone[5:35, 5:35, 5:35] = True
-    fine = methods.reface_weight(zone, (1.0, 1.0, 1.0))
-    thick = methods.reface_weight(zone, (1.0, 1.0, 2.4))
+    fine = face_methods.reface_weight(zone, (1.0, 1.0, 1.0))
+    thick = face_methods.reface_weight(zone, (1.0, 1.0, 2.4))
     assert fine[~zone].max() == 0 and thick[~zone].max() == 0
     # 8 mm in from the edge (along x): the 1 mm grid takes the atlas face whole, the 2.4 mm
     # slices still blend (ramp over 6 x 2.4 = 14.4 mm), so their staircase edge cannot crease the skin
@@ -77,7 +80,7 @@ def test_intensity_map_matches_quantiles_and_is_monotone():
     rng = np.random.default_rng(1)
     atlas = np.r_[np.zeros(400), rng.uniform(100, 200, 600)]
     image = np.r_[rng.uniform(0, 5, 400), rng.uniform(1000, 3000, 600)]
-    mapping = methods.intensity_map(atlas, image)
+    mapping = face_methods.intensity_map(atlas, image)
     probe = np.linspace(0, 250, 50)
     assert np.all(np.diff(mapping(probe)) >= 0)
     assert mapping(np.array([0.0]))[0] < 5  # atlas air becomes this image's air
@@ -90,16 +93,16 @@ def test_intensity_map_with_skin_levels_keeps_the_atlas_skin_on_this_image_s_ski
     rng = np.random.default_rng(2)
     atlas = np.r_[np.zeros(400), rng.uniform(100, 200, 600)]
     image = np.r_[rng.uniform(0, 5, 600), rng.uniform(1000, 3000, 400)]
-    plain = methods.intensity_map(atlas, image)
-    anchored = methods.intensity_map(atlas, image, atlas_skin=50.0, image_skin=500.0)
+    plain = face_methods.intensity_map(atlas, image)
+    anchored = face_methods.intensity_map(atlas, image, atlas_skin=50.0, image_skin=500.0)
     assert plain(np.array([110.0]))[0] < 500  # the failure it fixes: a thin lid becomes air
     assert anchored(np.array([50.0]))[0] == pytest.approx(500.0)
     assert anchored(np.array([110.0]))[0] > 1000  # atlas tissue stays tissue
     assert anchored(np.array([0.0]))[0] < 5
     assert np.all(np.diff(anchored(np.linspace(0, 250, 60))) >= 0)
     # too few tissue voxels to match apart: falls back to one class
-    few = methods.intensity_map(atlas, np.r_[np.zeros(990), np.full(10, 800.0)], atlas_skin=50.0, image_skin=400.0)
-    assert np.array_equal(few(atlas[:50]), methods.intensity_map(atlas, np.r_[np.zeros(990), np.full(10, 800.0)])(atlas[:50]))
+    few = face_methods.intensity_map(atlas, np.r_[np.zeros(990), np.full(10, 800.0)], atlas_skin=50.0, image_skin=400.0)
+    assert np.array_equal(few(atlas[:50]), face_methods.intensity_map(atlas, np.r_[np.zeros(990), np.full(10, 800.0)])(atlas[:50]))
 
 
 def test_close_face_skin_shuts_a_thin_gap_and_keeps_what_lies_deeper():
@@ -110,7 +113,7 @@ def test_close_face_skin_shuts_a_thin_gap_and_keeps_what_lies_deeper():
     template[17:23, 17:23, 22:25] = 10.0  # notch open to the air at z = 24
     template[10:14, 10:14, 8:13] = 10.0  # pocket deep inside
     face = template.copy()
-    out = methods.close_face_skin(template, face, (1.0, 1.0, 1.0), skin=100.0)
+    out = atlas_masks.close_face_skin(template, face, (1.0, 1.0, 1.0), skin=100.0)
     assert (out[17:23, 17:23, 22:25] == 200.0).all()  # the notch is skin again
     assert (out[10:14, 10:14, 8:13] == 10.0).all()  # deeper than the shell: untouched
     assert (out[face == 0] == 0).all() and (out[face == 200] == 200).all()  # air and tissue kept
@@ -124,14 +127,14 @@ def test_pull_fraction_of_thick_slices():
     mask_affine[:3, 3] = [-5, -5, -19.5]
     affine = np.diag([1.0, 1, 4, 1])
     affine[:3, 3] = [-3, -3, -8]
-    frac = methods.pull_fraction(mask, mask_affine, (4, 4, 5), affine, np.eye(4))
+    frac = atlas_masks.pull_fraction(mask, mask_affine, (4, 4, 5), affine, np.eye(4))
     assert frac[1, 1].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0], abs=0.01)
 
 
 def test_dilate_mm_respects_anisotropic_voxels():
     mask = np.zeros((21, 21, 21), bool)
     mask[10, 10, 10] = True
-    grown = methods.dilate_mm(mask, (1.0, 1.0, 3.0), 6.0)
+    grown = grid.dilate_mm(mask, (1.0, 1.0, 3.0), 6.0)
     assert grown[4, 10, 10] and not grown[3, 10, 10]  # 6 mm along x
     assert grown[10, 10, 10] and grown[10, 10, 12] and not grown[10, 10, 13]  # 2 slices of 3 mm
     assert not grown[16, 16, 10]  # corner at 8.5 mm
@@ -140,12 +143,12 @@ def test_dilate_mm_respects_anisotropic_voxels():
 def test_background_value():
     mri = np.zeros((10, 10, 10), np.float32)
     mri[3:7, 3:7, 3:7] = 500
-    assert methods.background_value(mri) == 0.0
+    assert face_methods.background_value(mri) == 0.0
     ct = np.full((10, 10, 10), -1024.0, np.float32)
     ct[3:7, 3:7, 3:7] = 40
-    assert methods.background_value(ct) == -1024.0
+    assert face_methods.background_value(ct) == -1024.0
     offset = mri + 100
-    assert methods.background_value(offset) == 100.0
+    assert face_methods.background_value(offset) == 100.0
 
 
 def test_warp_sampling_and_warpface_move_only_displaced_voxels():
@@ -155,11 +158,11 @@ def test_warp_sampling_and_warpface_move_only_displaced_voxels():
     field[2, 2, 2] = [2.0, 0.0, 0.0]  # one node of a 2 mm box grid moves 2 mm in x
     box_affine = np.diag([2.0, 2, 2, 1])
     box_affine[:3, 3] = [4, 4, 4]
-    sampling = methods.warp_sampling(methods.FaceWarp(field, box_affine), volume.shape, affine, np.eye(4))
+    sampling = warps.warp_sampling(warps.FaceWarp(field, box_affine), volume.shape, affine, np.eye(4))
     assert sampling.moved[8, 8, 8] and sampling.moved.sum() < 30
     centre = np.flatnonzero(np.argwhere(sampling.moved).tolist().index([8, 8, 8]) == np.arange(sampling.moved.sum()))[0]
     assert sampling.coords[:, centre] == pytest.approx([10.0, 8.0, 8.0])
-    out = methods.warpface(volume, sampling)
+    out = face_methods.warpface(volume, sampling)
     assert out[8, 8, 8] == pytest.approx(volume[10, 8, 8], abs=1e-3)
     assert np.array_equal(out[~sampling.moved], volume[~sampling.moved])
 
@@ -172,21 +175,21 @@ def test_flow_of_a_folding_field_does_not_fold_and_keeps_still_points_still():
     velocity = np.zeros(shape + (3,), np.float32)
     velocity[..., 0] = 12.0 * np.exp(-((x - 40.0) / 6.0) ** 2)
     velocity[:, :, :4] = 0.0  # a still region, like the dilated brain_neck
-    assert methods.jacobian_determinant(velocity, box_affine).min() < 0, "precondition: the raw field folds"
-    disp = methods.flow(velocity, box_affine)
-    assert methods.jacobian_determinant(disp, box_affine).min() > 0
+    assert warps.jacobian_determinant(velocity, box_affine).min() < 0, "precondition: the raw field folds"
+    disp = warps.flow(velocity, box_affine)
+    assert warps.jacobian_determinant(disp, box_affine).min() > 0
     assert np.array_equal(disp[:, :, :4], np.zeros_like(disp[:, :, :4]))
     assert np.abs(disp).max() > 6.0, "the flow still moves points far"
     small = velocity * 0.01
-    assert methods.flow(small, box_affine) == pytest.approx(small, abs=1e-3)
+    assert warps.flow(small, box_affine) == pytest.approx(small, abs=1e-3)
 
 
 def test_a_rough_field_is_smoothed_until_its_flow_does_not_fold():
     box_affine = np.diag([2.0, 2.0, 2.0, 1.0])
     velocity = np.random.default_rng(3).normal(0, 6.0, (30, 30, 30, 3)).astype(np.float32)
     velocity[:, :, :5] = 0.0
-    assert methods.jacobian_determinant(methods.flow(velocity, box_affine), box_affine).min() < 0, "precondition"
-    disp = methods.unfolded_flow(velocity, box_affine)
-    assert methods.jacobian_determinant(disp, box_affine).min() > 0
+    assert warps.jacobian_determinant(warps.flow(velocity, box_affine), box_affine).min() < 0, "precondition"
+    disp = warps.unfolded_flow(velocity, box_affine)
+    assert warps.jacobian_determinant(disp, box_affine).min() > 0
     assert not disp[:, :, :5].any()
     assert np.abs(disp).max() > 0.5

@@ -10,15 +10,14 @@ import pytest
 from conftest import real_atlas
 from scipy.spatial.transform import Rotation
 
-from micanon.register import (
+from micanon.space.registration import (
     MIN_SESSION_MI,
     POOR_HEAD_DICE,
-    coarse_copy,
     head_overlap,
     register_to_atlas,
     register_to_t1w,
-    resample,
 )
+from micanon.space.grid import coarse_copy, resample
 from micanon.session import load_atlas_images
 
 VOXEL_MM = 2.0

@@ -1,7 +1,7 @@
 """The brain guarantee: every voxel of the native brain guard leaves exactly as it came in.
 
 The guard is the atlas brain pulled onto the image's grid (any voxel touching brain) and grown
-by ``GUARD_MM`` millimetres in native space (:func:`micanon.methods.pull_masks`). The atlas face
+by ``GUARD_MM`` millimetres in native space (:func:`micanon.anonymize.masks.pull_masks`). The atlas face
 ROI keeps >= 5 mm from the brain, so a 4 mm guard never meets it under a sane registration, and
 still absorbs 2-3 mm of registration error at the brain edge. Comparisons are on raw stored
 values (before scl_slope/scl_inter), so "0 changed" means bit-for-bit equal on disk.

@@ -1,0 +1,224 @@
+"""Atlas masks carried to one image's native grid through the fit, and the session's guard.
+
+Every array here lives on the voxel grid of the image being anonymized ("native grid") unless
+its name or docstring says otherwise. Atlas-space masks are brought onto that grid by
+:func:`pull_masks` through a world-to-world matrix (``grid_to_atlas``: native scanner RAS ->
+atlas RAS). Nothing here reads or writes files.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from micanon.render import pick_skin_threshold
+from micanon.space.grid import bounding_box, dilate_mm, resample, zooms_of
+
+# Voxels this far (mm) around the atlas face ROI, outside the head, are replaced by reface
+# too: the person's nose or chin may stick out beyond the atlas face, into atlas "air".
+FACE_ZONE_MM = 20.0
+# The atlas face is an average: its eyelids and nostril rims are too thin and blurred to hold a
+# skin surface, and pasted as they are they show as empty sockets. Gaps in its skin up to twice
+# this size (mm) are closed, and the outer SKIN_SHELL_MM of the closed face are lifted to skin level.
+CLOSE_FACE_MM = 10.0
+SKIN_SHELL_MM = 5.0
+# brain_neck is pulled only this far around the face zone; beyond, everything counts as kept.
+BRAIN_NECK_MARGIN_MM = 40.0
+# Face-ROI voxels of a thick slice count as face when at least this fraction of the voxel is face.
+FACE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class AtlasImages:
+    """The atlas roles as arrays on the atlas grid (atlas RAS ``affine``), plus derived masks.
+
+    ``face_zone`` is the face ROI grown by ``FACE_ZONE_MM`` and limited to outside brain_neck:
+    everything reface may replace. ``boxes`` holds each mask's voxel bounding box [lo, hi), so
+    pulling to a native grid only resamples where the mask can be (5x faster on a head).
+    ``skin`` and ``closed_face`` (the face with a closed skin, :func:`close_face_skin`, what
+    reface pastes) are computed on first use: deface needs neither (~1 s saved).
+    """
+
+    template: np.ndarray
+    face_roi: np.ndarray
+    brain: np.ndarray
+    brain_neck: np.ndarray
+    face: np.ndarray
+    face_zone: np.ndarray
+    head: np.ndarray
+    affine: np.ndarray
+    boxes: dict
+
+    @functools.cached_property
+    def skin(self) -> float:
+        """The template's air/skin level (render.pick_skin_threshold)."""
+        return pick_skin_threshold(self.template, tuple(float(z) for z in zooms_of(self.affine))).value
+
+    @functools.cached_property
+    def closed_face(self) -> np.ndarray:
+        """The atlas face with a closed skin surface, so pasted it reads as closed eyes, not sockets."""
+        return close_face_skin(self.template, self.face, zooms_of(self.affine), self.skin)
+
+
+def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasImages:
+    """Bundle atlas arrays (atlas grid) and derive the reface zone, the head mask and the boxes."""
+    face_roi = np.asarray(face_roi) > 0
+    brain_neck = np.asarray(brain_neck) > 0
+    zooms = zooms_of(affine)
+    grown = dilate_mm(face_roi, zooms, FACE_ZONE_MM)
+    template = np.asarray(template, np.float32)
+    face = np.asarray(face, np.float32)
+    head = brain_neck | (face_roi & (face > 0))
+    brain = np.asarray(brain) > 0
+    face_zone = grown & ~brain_neck
+    boxes = {name: bounding_box(mask) for name, mask in
+             (("brain", brain), ("face_roi", face_roi), ("face_zone", face_zone), ("face", face > 0))}
+    # brain_neck only matters near the face: elsewhere everything is kept anyway
+    margin = np.ceil(BRAIN_NECK_MARGIN_MM / zooms).astype(int)
+    lo, hi = boxes["face_zone"]
+    boxes["brain_neck"] = (np.maximum(lo - margin, 0), np.minimum(hi + margin, face_roi.shape))
+    return AtlasImages(
+        template=template, face_roi=face_roi, brain=brain,
+        brain_neck=brain_neck, face=face, face_zone=face_zone,
+        head=head, affine=np.asarray(affine, float), boxes=boxes,
+    )
+
+
+def close_face_skin(template: np.ndarray, face: np.ndarray, zooms, skin: float) -> np.ndarray:
+    """The atlas face (atlas grid) with a closed skin: gaps shut, the outer shell at skin level.
+
+    The template's skin (above ``skin``, opened once to drop the average's ringing lines in the
+    air) is closed by ``CLOSE_FACE_MM``; face voxels within ``SKIN_SHELL_MM`` under that closed
+    surface and darker than the template's median skin are raised to it. Deeper voxels (the
+    eyeballs behind the lids, the sinuses) keep their values. Only the face's bounding box plus
+    a margin is processed.
+    """
+    out = face.copy()
+    if not (face > 0).any():
+        return out
+    zooms = np.asarray(zooms, float)
+    lo, hi = bounding_box(face > 0)
+    pad = np.ceil((CLOSE_FACE_MM + 2) / zooms).astype(int)
+    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face.shape)))
+    tissue = ndimage.binary_opening(template[box] > skin)
+    far_outside = ndimage.distance_transform_edt(~tissue, sampling=zooms) > CLOSE_FACE_MM
+    # >= (not >): a voxel exactly CLOSE_FACE_MM from the far air is on the closed surface
+    closed = (ndimage.distance_transform_edt(~far_outside, sampling=zooms) >= CLOSE_FACE_MM) | tissue
+    depth = ndimage.distance_transform_edt(closed, sampling=zooms)
+    shell = closed & (depth <= SKIN_SHELL_MM)
+    level = float(np.median(template[box][tissue & shell]))
+    sub = out[box]
+    lift = shell & (sub > 0) & (sub < level)
+    sub[lift] = level
+    return out
+
+
+@dataclass(frozen=True)
+class NativeMasks:
+    """Atlas masks on one image's native grid (boolean), with the atlas face intensities.
+
+    ``face_roi`` never overlaps ``brain_guard``: where they met, the guard won and
+    ``guard_overlap`` counts the voxels taken back from the face ROI.
+    """
+
+    face_roi: np.ndarray
+    brain_guard: np.ndarray
+    brain_neck: np.ndarray | None
+    face_zone: np.ndarray | None
+    face: np.ndarray | None
+    guard_overlap: int
+    atlas_skin: float | None = None
+
+
+def pull_fraction(
+    mask: np.ndarray,
+    mask_affine: np.ndarray,
+    shape,
+    affine: np.ndarray,
+    grid_to_atlas: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray] | None = None,
+    outside: float = 0.0,
+    intensities: bool = False,
+) -> np.ndarray:
+    """Fraction of each native voxel covered by an atlas mask (float32 in [0, 1], native grid).
+
+    Thick voxels are supersampled along their long axes (up to 4 samples per mm of atlas voxel)
+    so a 2.4 mm slice gets the share of the mask it really holds, not one centre sample. With
+    ``box`` (atlas voxel bounds [lo, hi)), only native voxels that can see that box are
+    resampled; the others get ``outside``. ``intensities=True`` pulls an image instead of a
+    mask: one linear sample per voxel, values not clipped.
+    """
+    shape = tuple(int(n) for n in shape)
+    lo, hi = _native_box(box, mask_affine, shape, affine, grid_to_atlas) if box is not None else (np.zeros(3, int), np.array(shape))
+    out = np.full(shape, outside, np.float32)
+    if np.any(hi <= lo):
+        return out
+    sub_shape = tuple(int(n) for n in hi - lo)
+    sub_affine = affine.copy()
+    sub_affine[:3, 3] = (affine @ np.r_[lo, 1.0])[:3]
+    values = mask.astype(np.float32, copy=False)
+    factor = np.clip(np.ceil(zooms_of(affine) / zooms_of(mask_affine)), 1, 4).astype(int)
+    if intensities:
+        out[tuple(slice(a, b) for a, b in zip(lo, hi))] = resample(values, mask_affine, sub_shape, sub_affine, grid_to_atlas)
+        return out
+    if np.all(factor == 1):
+        sub = resample(values, mask_affine, sub_shape, sub_affine, grid_to_atlas, cval=outside)
+    else:
+        fine_shape = tuple(int(n * f) for n, f in zip(sub_shape, factor))
+        fine_affine = sub_affine.copy()
+        fine_affine[:3, :3] = sub_affine[:3, :3] / factor
+        fine_affine[:3, 3] = (sub_affine @ np.r_[-(factor - 1) / (2 * factor), 1.0])[:3]
+        fine = resample(values, mask_affine, fine_shape, fine_affine, grid_to_atlas, cval=outside)
+        sub = fine.reshape(sub_shape[0], factor[0], sub_shape[1], factor[1], sub_shape[2], factor[2]).mean(axis=(1, 3, 5))
+    out[tuple(slice(a, b) for a, b in zip(lo, hi))] = np.clip(sub, 0, 1)
+    return out
+
+
+def _native_box(box, mask_affine, shape, affine, grid_to_atlas) -> tuple[np.ndarray, np.ndarray]:
+    """Native voxel bounds [lo, hi) of the native voxels whose centres fall in an atlas voxel box."""
+    lo, hi = (np.asarray(b, float) for b in box)
+    corners = np.array([[x, y, z, 1.0] for x in (lo[0] - 1, hi[0]) for y in (lo[1] - 1, hi[1]) for z in (lo[2] - 1, hi[2])])
+    native = (np.linalg.inv(affine) @ np.linalg.inv(grid_to_atlas) @ mask_affine @ corners.T)[:3].T
+    start = np.clip(np.floor(native.min(0)).astype(int) - 2, 0, shape)
+    stop = np.clip(np.ceil(native.max(0)).astype(int) + 3, 0, shape)
+    return start, stop
+
+
+def pull_masks(
+    atlas: AtlasImages,
+    shape: tuple[int, int, int],
+    affine: np.ndarray,
+    grid_to_atlas: np.ndarray,
+    *,
+    guard_mm: float,
+    with_face: bool,
+) -> NativeMasks:
+    """Atlas masks on a native grid (``shape``, ``affine``), through ``grid_to_atlas``.
+
+    brain_guard = any atlas brain in the voxel, grown by ``guard_mm`` in native mm. face_roi =
+    voxels at least half face. With ``with_face`` (reface, warpface) also brain_neck, the face
+    zone and the atlas face intensities; without, those are None (deface needs none of them).
+    """
+    zooms = zooms_of(affine)
+
+    def pull(role: str, outside: float = 0.0) -> np.ndarray:
+        return pull_fraction(getattr(atlas, role), atlas.affine, shape, affine, grid_to_atlas, atlas.boxes[role], outside)
+
+    guard = dilate_mm(pull("brain") > 0.0, zooms, guard_mm)
+    face_roi = pull("face_roi") >= FACE_FRACTION
+    overlap = face_roi & guard
+    face_roi &= ~guard
+    brain_neck = zone = face = None
+    if with_face:
+        brain_neck = (pull("brain_neck", outside=1.0) >= 0.5) | guard
+        zone = ((pull("face_zone") >= 0.5) | face_roi) & ~brain_neck
+        face = pull_fraction(atlas.closed_face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
+    return NativeMasks(
+        face_roi=face_roi, brain_guard=guard, brain_neck=brain_neck, face_zone=zone,
+        face=face, guard_overlap=int(overlap.sum()), atlas_skin=atlas.skin if with_face else None,
+    )
+
+
