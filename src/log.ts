@@ -30,6 +30,13 @@ export function setConsoleLevel(level: LogLevel): void {
   }
 }
 
+/** Stop writing to the console (the log file, if any, still gets everything). */
+export function silenceConsole(): void {
+  for (const transport of log.transports) {
+    if (transport instanceof winston.transports.Console) transport.silent = true;
+  }
+}
+
 /** Add a JSON-lines log file (everything at debug level) for this run. */
 export function addJsonLogFile(filename: string): void {
   log.add(

@@ -1,7 +1,19 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { commitAtomic, isMicanonTemp, removeStaleTemps, tempPathFor, writeFileAtomic } from './atomic.js';
+import {
+  FOREIGN_TEMP_MAX_AGE_MS,
+  commitAtomic,
+  isLeftover,
+  isMicanonTemp,
+  moveFileAtomic,
+  removeLeftoverTemps,
+  removeLeftoverWorkFolders,
+  runId,
+  tempPathFor,
+  workFolderName,
+  writeFileAtomic,
+} from './atomic.js';
 import { useTempTrees } from './tree.fixture.js';
 
 const newTree = useTempTrees();
@@ -11,7 +23,8 @@ describe('tempPathFor', () => {
   it('is hidden, beside the target, and keeps the .nii.gz ending', () => {
     const tmp = tempPathFor('/out/sub-01/anat/sub-01_desc-defaced_T1w.nii.gz');
     expect(path.dirname(tmp)).toBe('/out/sub-01/anat');
-    expect(path.basename(tmp)).toMatch(new RegExp(`^\\.sub-01_desc-defaced_T1w\\.micanon-tmp-${process.pid}-[0-9a-f]{8}\\.nii\\.gz$`));
+    expect(path.basename(tmp)).toBe(`.sub-01_desc-defaced_T1w.micanon-tmp-${runId}.${path.basename(tmp).split('.').at(-3)}.nii.gz`);
+    expect(runId).toMatch(new RegExp(`^[a-z0-9]+\\.\\d+\\.${process.pid}\\.[0-9a-f]{6}$`));
     expect(isMicanonTemp(tmp)).toBe(true);
     expect(isMicanonTemp('/out/sub-01_T1w.nii.gz')).toBe(false);
     expect(tempPathFor('/x/a.json')).not.toBe(tempPathFor('/x/a.json'));
@@ -71,12 +84,60 @@ describe('commitAtomic and removeStaleTemps', () => {
     expect(await readdir(root)).toEqual(['a.nii.gz']);
   });
 
-  it('removes only the stale temps of the given pid', async () => {
+  it('moves a work file into place through a temporary sibling, leaving nothing else', async () => {
     const root = await dir();
-    await writeFile(path.join(root, '.x.micanon-tmp-111-aa.nii.gz'), '');
-    await writeFile(path.join(root, '.y.micanon-tmp-222-bb.json'), '');
-    await writeFile(path.join(root, 'z.nii.gz'), '');
-    expect((await removeStaleTemps(root, 111)).map((p) => path.basename(p))).toEqual(['.x.micanon-tmp-111-aa.nii.gz']);
-    expect((await readdir(root)).sort()).toEqual(['.y.micanon-tmp-222-bb.json', 'z.nii.gz']);
+    const work = path.join(root, 'work.nii.gz');
+    await writeFile(work, 'img');
+    const target = path.join(root, 'out', 'sub-01', 'anat', 'sub-01_desc-defaced_T1w.nii.gz');
+    let during: string[] = [];
+    await moveFileAtomic(work, target, async () => {
+      during = await readdir(path.dirname(target));
+    });
+    expect(during).toHaveLength(1);
+    expect(isMicanonTemp(during[0]!)).toBe(true);
+    expect(await readdir(path.dirname(target))).toEqual([path.basename(target)]);
+    expect(await readFile(target, 'utf8')).toBe('img');
+    expect(await readdir(root)).toEqual(['out']);
+  });
+});
+
+describe('leftovers of killed runs', () => {
+  const deadPid = 2 ** 22 + 7; // above pid_max's default: never a running process
+  const sameMachine = runId.split('.').slice(0, 2).join('.');
+
+  it('are the temporaries of a dead process of this machine, or old ones of another; never this run\'s', () => {
+    const now = Date.now();
+    expect(isLeftover(`.a.micanon-tmp-${sameMachine}.${deadPid}.abcdef.0000.json`, now, now)).toBe(true);
+    expect(isLeftover(`.a.micanon-tmp-${sameMachine}.${process.pid}.abcdef.0000.json`, now, now)).toBe(false);
+    expect(isLeftover(path.basename(tempPathFor('/x/a.json')), 0, now)).toBe(false);
+    expect(isLeftover('.a.micanon-tmp-otherhost.1.1.abcdef.0000.json', now, now)).toBe(false);
+    expect(isLeftover('.a.micanon-tmp-otherhost.1.1.abcdef.0000.json', now - FOREIGN_TEMP_MAX_AGE_MS - 1, now)).toBe(true);
+    // Names of micanon before run ids (pid-random): by age only.
+    expect(isLeftover('.a.micanon-tmp-111-aa.nii.gz', now, now)).toBe(false);
+    expect(isLeftover('.a.micanon-tmp-111-aa.nii.gz', now - FOREIGN_TEMP_MAX_AGE_MS - 1, now)).toBe(true);
+    expect(isLeftover('a.nii.gz', 0, now)).toBe(false);
+  });
+
+  it('are removed below a folder, the live and the accepted-only kept', async () => {
+    const root = await dir();
+    await mkdir(path.join(root, 'anat'));
+    const dead = path.join(root, 'anat', `.sub-01_T1w.micanon-tmp-${sameMachine}.${deadPid}.abcdef.0000.nii.gz`);
+    const live = tempPathFor(path.join(root, 'anat', 'sub-01_T1w.nii.gz'));
+    const old = path.join(root, '.sub-02_x.micanon-tmp-111-aa.json');
+    for (const file of [dead, live, old, path.join(root, 'anat', 'sub-01_T1w.nii.gz')]) await writeFile(file, '');
+    const ancient = new Date(Date.now() - FOREIGN_TEMP_MAX_AGE_MS - 60_000);
+    await utimes(old, ancient, ancient);
+    expect(await removeLeftoverTemps(root, (name) => name.startsWith('.sub-01_'))).toEqual([dead]);
+    expect(await removeLeftoverTemps(root)).toEqual([old]);
+    expect((await readdir(path.join(root, 'anat'))).sort()).toEqual([path.basename(live), 'sub-01_T1w.nii.gz'].sort());
+  });
+
+  it('include the work folders of dead runs of this machine, not this run\'s', async () => {
+    const root = await dir();
+    const mine = path.join(root, workFolderName);
+    const dead = path.join(root, `micanon-work-${sameMachine}.${deadPid}.abcdef`);
+    for (const folder of [mine, dead, path.join(root, 'micanon-other')]) await mkdir(folder);
+    expect(await removeLeftoverWorkFolders(root)).toEqual([dead]);
+    expect((await readdir(root)).sort()).toEqual(['micanon-other', workFolderName].sort());
   });
 });

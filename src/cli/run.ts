@@ -1,20 +1,25 @@
 /**
  * Shared ending of every command: print one line per failure, close the engine, flush the log,
- * exit with the catalogue's code. Ctrl-C and SIGTERM stop the engine and remove partial files.
+ * exit with the catalogue's code. Ctrl-C and SIGTERM stop the engine and remove partial files
+ * and the work folder. (SIGKILL cannot be caught: the engine then ends itself, see
+ * python/micanon/lifeline.py, and the next run removes the leftovers, see pipeline/temps.ts.)
  */
 import { activeEngine } from '../engine/bridge.js';
 import { ExitCode, MicanonError, describeError } from '../errors.js';
-import { flushLog, log } from '../log.js';
-import { removeRegisteredTemps } from '../pipeline/temps.js';
+import { flushLog, log, silenceConsole } from '../log.js';
+import { cleanUpRun } from '../pipeline/temps.js';
 
 let stopping = false;
 
 async function stopOnSignal(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log.error(`interrupted by ${signal}: stopping the engine, removing partial outputs`);
+  log.error(`interrupted by ${signal}: stopping the engine, removing partial outputs and the work folder`);
+  // One line per interrupt: what fails from here on (the engine call the stop cuts short) is a
+  // consequence of it, kept in the run's log file only.
+  silenceConsole();
   await activeEngine()?.close();
-  await removeRegisteredTemps();
+  await cleanUpRun();
   await flushLog().catch(() => undefined);
   process.exit(signal === 'SIGINT' ? ExitCode.interrupted : 128 + 15);
 }
@@ -32,8 +37,10 @@ export async function runCommand(body: () => Promise<number>): Promise<never> {
     else if (!(err instanceof MicanonError) && err instanceof Error && err.stack) log.debug(err.stack);
     code = exitCodeOf(err);
   }
+  // An interrupt owns the ending (its exit code, its one line): the body only ended because of it.
+  if (stopping) await new Promise<never>(() => undefined);
   await activeEngine()?.close();
-  await removeRegisteredTemps();
+  await cleanUpRun();
   await flushLog().catch(() => undefined);
   process.exit(code);
 }

@@ -153,3 +153,25 @@ export const qcImageReplySchema = z.object({
   log: z.array(z.string()).default([]),
 });
 export type QcImageRecord = z.infer<typeof qcImageReplySchema>['record'];
+
+/** One problem of an input image (python/micanon/inputs.py's catalogue): a stable code, one line naming the file. */
+export const inputIssueSchema = z.object({ code: z.string(), message: z.string() });
+export type InputIssue = z.infer<typeof inputIssueSchema>;
+
+/**
+ * The reply of `check_inputs` ({"paths": [...]}): one verdict per path, in request order. `ok`
+ * false when any error; warnings never refuse an image. INPUT_MISSING is the error of a missing
+ * file (exit 66); any other error is bad data (exit 65).
+ */
+export const inputChecksSchema = z.object({
+  images: z.array(
+    z.looseObject({
+      path: z.string(),
+      ok: z.boolean(),
+      errors: z.array(inputIssueSchema),
+      warnings: z.array(inputIssueSchema),
+      facts: z.record(z.string(), z.unknown()).default({}),
+    }),
+  ),
+});
+export type InputChecks = z.infer<typeof inputChecksSchema>;

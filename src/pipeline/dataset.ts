@@ -3,9 +3,11 @@
  * start the engine once, anonymize session after session, end with a summary. The exit code
  * says whether anything failed; other participants always go on.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { workFolderName } from '../bids/atomic.js';
 import { discoverAnatomy } from '../bids/discover.js';
 import type { RunConfig } from '../cli/config.js';
 import { Engine } from '../engine/bridge.js';
@@ -14,23 +16,34 @@ import { ExitCode, MicanonError } from '../errors.js';
 import { addJsonLogFile, log } from '../log.js';
 import { packageVersion } from '../version.js';
 import { prepareOutputDataset, qcLocationNote, summariseOutputs } from './outputs.js';
+import { participantReportPath } from '../qc/report.js';
+import { checkParticipantInputs, type InputWarning, type ParticipantInputs } from './inputs.js';
 import { anonymizeSession, sessionName, type OutputRecord } from './session.js';
+import { cleanUpRun, keptWorkFolder, removeLeftoverWork, removeParticipantLeftovers, setWorkFolder } from './temps.js';
 import { printSummary, writeRunSummary } from './summary.js';
 import { validateInput } from './validation.js';
 
+/** The run's work folder `<-w or system temp>/micanon-work-<run id>`, removed when the run ends. */
 async function makeWorkDir(config: RunConfig): Promise<string> {
+  const root = config.workDir ?? tmpdir();
+  const folder = path.join(root, workFolderName);
   try {
-    if (config.workDir) {
-      await mkdir(config.workDir, { recursive: true });
-      return await mkdtemp(path.join(config.workDir, 'micanon-'));
-    }
-    return await mkdtemp(path.join(tmpdir(), 'micanon-'));
+    await mkdir(folder, { recursive: true });
   } catch (err) {
     throw new MicanonError(
       'CANNOT_CREATE_OUTPUT',
-      `cannot create a work folder in ${config.workDir ?? tmpdir()}: ${(err as Error).message} (read-only container? pass -w/--work-dir on a mounted volume)`,
+      `cannot create a work folder in ${root}: ${(err as Error).message} (read-only container? pass -w/--work-dir on a mounted volume)`,
     );
   }
+  setWorkFolder(folder, !config.cleanup);
+  return folder;
+}
+
+/** The exit code of a run: a refused input's (65/66) first, then 1 when an output was not written. */
+function runExitCode(refused: readonly ParticipantInputs[], records: readonly OutputRecord[]): number {
+  const code = refused.find((r) => r.exitCode !== null)?.exitCode;
+  if (code) return code;
+  return records.every((r) => r.written) ? ExitCode.ok : ExitCode.failure;
 }
 
 export async function runDataset(config: RunConfig): Promise<number> {
@@ -42,29 +55,46 @@ export async function runDataset(config: RunConfig): Promise<number> {
     sessions: config.sessionLabels ?? [],
     onSkip: (skipped) => log.verbose(`skipped ${skipped.path}: ${skipped.reason}`),
   });
-  await prepareOutputDataset(config);
   const started = new Date();
-  addJsonLogFile(path.join(config.outputDir, 'logs', `micanon_${started.toISOString().replace(/[:.]/g, '-')}_${process.pid}.jsonl`));
-  log.info(
-    `micanon ${packageVersion}: ${plans.length} session(s), methods ${config.methods.join(', ')}, ` +
-      `${config.nthreads} thread(s), layout ${config.outputLayout}`,
-  );
-  const qcNote = qcLocationNote(config);
-  if (qcNote) log.info(qcNote);
-
   const workDir = await makeWorkDir(config);
   const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
   const records: OutputRecord[] = [];
   const timings = new Map<string, Record<string, number>>();
   const references = new Map<string, { input: string; reason: string }>();
+  let inputs: ParticipantInputs[] = [];
   try {
     await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
       // The engine's message already names the atlas file and what is wrong with it.
       const message = (err as Error).message;
       throw new MicanonError('ATLAS_INVALID', message.includes(config.atlas) ? message : `atlas ${config.atlas}: ${message}`);
     });
-    for (const [index, plan] of plans.entries()) {
-      log.info(`[${index + 1}/${plans.length}] ${sessionName(plan)}`);
+    // Every input image is checked before anything is created for its participant.
+    inputs = await checkParticipantInputs(engine, plans, config.t1w);
+    const refusedSubjects = new Set(inputs.filter((i) => i.exitCode !== null).map((i) => i.subject));
+    const accepted = plans.filter((plan) => !refusedSubjects.has(plan.subject));
+    if (accepted.length > 0) {
+      await prepareOutputDataset(config);
+      addJsonLogFile(path.join(config.outputDir, 'logs', `micanon_${started.toISOString().replace(/[:.]/g, '-')}_${process.pid}.jsonl`));
+    }
+    log.info(
+      `micanon ${packageVersion}: ${plans.length} session(s), methods ${config.methods.join(', ')}, ` +
+        `${config.nthreads} thread(s), layout ${config.outputLayout}`,
+    );
+    for (const participant of inputs) {
+      for (const error of participant.errors) log.error(`sub-${participant.subject}: ${error}`);
+      if (participant.exitCode !== null) log.error(`sub-${participant.subject}: input refused, nothing done for this participant`);
+      for (const warning of participant.warnings) log.warn(`sub-${participant.subject}: ${warning.message}`);
+    }
+    const qcNote = qcLocationNote(config);
+    if (qcNote && accepted.length > 0) log.info(qcNote);
+    const leftoverWork = await removeLeftoverWork(config.workDir ?? tmpdir());
+    if (leftoverWork > 0) log.info(`removed ${leftoverWork} work folder(s) of earlier runs that were killed`);
+    for (const subject of new Set(accepted.map((plan) => plan.subject))) {
+      const removed = await removeParticipantLeftovers(config, subject);
+      log.log(removed > 0 ? 'info' : 'verbose', `sub-${subject}: removed ${removed} temporary file(s) of earlier runs that were killed`);
+    }
+    for (const [index, plan] of accepted.entries()) {
+      log.info(`[${index + 1}/${accepted.length}] ${sessionName(plan)}`);
       const outcome = await anonymizeSession(engine, plan, config, workDir);
       records.push(...outcome.records);
       timings.set(sessionName(plan), outcome.timings);
@@ -72,10 +102,23 @@ export async function runDataset(config: RunConfig): Promise<number> {
     }
   } finally {
     await engine.close();
-    if (config.cleanup) await rm(workDir, { recursive: true, force: true });
-    else log.info(`work folder kept: ${workDir}`);
+    const kept = keptWorkFolder();
+    await cleanUpRun();
+    if (kept) log.info(`work folder kept: ${kept}`);
   }
-  printSummary(records);
-  await writeRunSummary(config, records, started, timings, references);
-  return records.every((r) => r.status === 'ok') ? ExitCode.ok : ExitCode.failure;
+  if (records.length > 0) {
+    printSummary(records, timings);
+    const warnings = new Map<string, InputWarning[]>();
+    for (const plan of plans) {
+      const own = new Set(plan.images.map((image) => image.path));
+      const all = inputs.find((i) => i.subject === plan.subject)?.warnings ?? [];
+      warnings.set(sessionName(plan), all.filter((w) => own.has(w.input) || w.input === config.t1w));
+    }
+    await writeRunSummary(config, records, started, timings, references, warnings);
+  }
+  for (const subject of new Set(records.map((r) => r.subject))) {
+    const page = participantReportPath(config.qcDir, subject);
+    log.info(existsSync(page) ? `QC page of sub-${subject}: ${page}` : `sub-${subject}: no QC page (no output reached QC)`);
+  }
+  return runExitCode(inputs, records);
 }

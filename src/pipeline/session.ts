@@ -1,11 +1,13 @@
 /**
  * One participant session, start to finish: choose output names, let the engine write every
- * (image, method) output to a temporary name, keep only outputs whose checks pass, rename them
- * into place and write their scrubbed sidecars. A failure of one image never stops the others.
+ * (image, method) output into the run's work folder, prove each one (QC), and only then move a
+ * vetted output into output_dir (through a temporary sibling made at that moment, then renamed)
+ * with its scrubbed sidecar. Nothing un-vetted is ever written inside output_dir, not even under
+ * a hidden name. A failure of one image never stops the others.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { tempPathFor, commitAtomic } from '../bids/atomic.js';
+import { moveFileAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
 import { chooseStandIn, type Geometry } from '../bids/reference.js';
 import { outputPathsFor } from '../bids/outputs.js';
@@ -16,8 +18,8 @@ import { qcRecordSchema, readQcRecords, writeQcRecord, type QcRecord } from '../
 import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
+import { faultPoint } from './faults.js';
 import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
-import { registerTemp, releaseTemp } from './temps.js';
 
 /** What happened to one (image, method) pair: the row of the run's summary. */
 export interface OutputRecord {
@@ -25,17 +27,21 @@ export interface OutputRecord {
   session: string | null;
   input: string;
   method: Method;
+  /** 'failed' also for an output written only because of --qc-fail-ok (`written` says so). */
   status: 'ok' | 'failed';
+  /** True when the output is in output_dir (passed, or failed QC and --qc-fail-ok wrote it). */
+  written: boolean;
   output: string | null;
   reason: string | null;
   brainVoxelsChanged: number | null;
-  seconds: number | null;
+  /** Seconds of this method's own step on this image (the session's shared stages are in timings). */
+  methodSeconds: number | null;
   engine: ImageRecord | null;
 }
 
 export interface SessionOutcome {
   records: OutputRecord[];
-  /** Seconds per stage: the engine's, plus qc. */
+  /** Seconds per stage: the engine's, plus qc, plus `wall` (the whole session, start to end). */
   timings: Record<string, number>;
   /** The image registered to the atlas (absolute path) and why it was chosen. */
   reference: { input: string; reason: string };
@@ -64,14 +70,15 @@ interface PlannedOutput {
   method: Method;
   finalImage: string;
   finalSidecar: string;
-  temp: string;
+  /** Where the engine writes it: the session's work folder, never output_dir. */
+  workImage: string;
 }
 
 export function sessionName(plan: Pick<SessionPlan, 'subject' | 'session'>): string {
   return `sub-${plan.subject}${plan.session ? `_ses-${plan.session}` : ''}`;
 }
 
-function planOutputs(plan: SessionPlan, config: RunConfig): PlannedOutput[] {
+function planOutputs(plan: SessionPlan, config: RunConfig, sessionWork: string): PlannedOutput[] {
   return plan.images.flatMap((image) =>
     config.methods.map((method) => {
       const paths = outputPathsFor(image.relativePath, { layout: config.outputLayout, method, outputDir: config.outputDir });
@@ -81,7 +88,7 @@ function planOutputs(plan: SessionPlan, config: RunConfig): PlannedOutput[] {
         method,
         finalImage: paths.image,
         finalSidecar: paths.sidecar,
-        temp: tempPathFor(paths.image),
+        workImage: path.join(sessionWork, 'outputs', path.relative(config.outputDir, paths.image)),
       };
     }),
   );
@@ -126,7 +133,7 @@ export function inheritReferenceFaceVerdict(record: QcRecord, all: readonly QcRe
  * independent brain re-count (python/micanon/qc.py). Records go to <qc_dir>/logs/qc, figures
  * to <qc_dir>/sub-XX/figures; the participant report is rewritten from all records on disk.
  * The QC dir is the engine's `output_dir` here: render paths in the records are relative to it.
- * Returns the verdict per temporary output path.
+ * Returns the verdict per work-folder output path.
  */
 async function checkOutputs(
   engine: Engine,
@@ -140,7 +147,7 @@ async function checkOutputs(
     const engineRecord = record && !('error' in record) ? record : null;
     return {
       input: output.input,
-      output: output.temp,
+      output: output.workImage,
       output_name: path.relative(config.outputDir, output.finalImage).split(path.sep).join('/'),
       method: output.method,
       brain_voxels_changed: engineRecord?.brain_voxels_changed ?? 0,
@@ -151,7 +158,7 @@ async function checkOutputs(
       registration: { flag: 'ok', ...(engineRecord?.registration ?? {}) },
     };
   });
-  const reply = await engine.call(
+  const pending = engine.call(
     'qc_outputs',
     {
       output_dir: config.qcDir,
@@ -163,6 +170,8 @@ async function checkOutputs(
     },
     qcRepliesSchema,
   );
+  await faultPoint('qc', { hold: false });
+  const reply = await pending;
   const parsed = reply.records.map((raw) => qcRecordSchema.parse(raw));
   const referenceName = path.relative(config.bidsDir, plan.reference).split(path.sep).join('/');
   for (const [index, record] of parsed.entries()) {
@@ -173,13 +182,31 @@ async function checkOutputs(
     // --qc-fail-ok writes face/identity/registration failures anyway: the record says where.
     if (record.status === 'FAILED' && config.qcFailOk && !hard) record.output = item.output_name;
     await writeQcRecord(config.qcDir, record);
-    const temp = candidates[index]!.output.temp;
-    verdicts.set(temp, { status: record.status, reason: record.reason ?? null, hard });
+    verdicts.set(candidates[index]!.output.workImage, { status: record.status, reason: record.reason ?? null, hard });
     log.info(`${record.input} ${record.method}: QC ${record.status}${record.reason ? ` (${record.reason})` : ''}`);
   }
-  const { records, unreadable } = await readQcRecords(config.qcDir, plan.subject);
-  await writeParticipantReport(config.qcDir, plan.subject, records, { unreadable });
   return verdicts;
+}
+
+/** Rewrite the participant's QC page from every record on disk; returns its path. */
+async function updateReport(config: RunConfig, subject: string): Promise<string> {
+  await faultPoint('report', { hold: true });
+  const { records, unreadable } = await readQcRecords(config.qcDir, subject);
+  return writeParticipantReport(config.qcDir, subject, records, { unreadable });
+}
+
+/**
+ * An output refused now must not stay in output_dir from an earlier run: its QC record (just
+ * rewritten) no longer allows it.
+ */
+async function removeRefusedOutput(output: PlannedOutput, config: RunConfig): Promise<void> {
+  const removed = await rm(output.finalImage).then(
+    () => true,
+    () => false,
+  );
+  if (!removed) return;
+  await rm(output.finalSidecar, { force: true });
+  log.warn(`${path.relative(config.outputDir, output.finalImage)}: removed (written by an earlier run; refused now)`);
 }
 
 export async function anonymizeSession(
@@ -188,21 +215,19 @@ export async function anonymizeSession(
   config: RunConfig,
   workDir: string,
 ): Promise<SessionOutcome> {
+  const sessionStarted = Date.now();
   const name = sessionName(plan);
   plan = await resolveReference(engine, plan, config);
-  const planned = planOutputs(plan, config);
+  const sessionWork = path.join(workDir, name);
+  const planned = planOutputs(plan, config, sessionWork);
   const reference = plan.reference;
   const referenceOf = { input: reference, reason: plan.referenceReason };
   log.info(`${name}: reference ${path.basename(reference)} (${plan.referenceReason}); ` +
     `${plan.images.length} image(s) x ${config.methods.join(', ')}`);
-  for (const output of planned) {
-    await mkdir(path.dirname(output.finalImage), { recursive: true });
-    registerTemp(output.temp);
-  }
+  // Output folders in output_dir are made only when a vetted output is moved there.
+  for (const output of planned) await mkdir(path.dirname(output.workImage), { recursive: true });
   const outputs: Record<string, Record<string, string>> = {};
-  for (const output of planned) (outputs[output.input] ??= {})[output.method] = output.temp;
-  const sessionWork = path.join(workDir, name);
-  await mkdir(sessionWork, { recursive: true });
+  for (const output of planned) (outputs[output.input] ??= {})[output.method] = output.workImage;
 
   const finish = (output: PlannedOutput, fields: Partial<OutputRecord>): OutputRecord => ({
     subject: plan.subject,
@@ -210,18 +235,20 @@ export async function anonymizeSession(
     input: output.input,
     method: output.method,
     status: 'failed',
+    written: false,
     output: null,
     reason: null,
     brainVoxelsChanged: null,
-    seconds: null,
+    methodSeconds: null,
     engine: null,
     ...fields,
   });
+  const wall = (timings: Record<string, number>) => ({ ...timings, wall: (Date.now() - sessionStarted) / 1000 });
 
   let images: ImageRecord[];
   let timings: Record<string, number> = {};
   try {
-    const result = await engine.call(
+    const pending = engine.call(
       'anonymize_session',
       {
         reference,
@@ -240,6 +267,8 @@ export async function anonymizeSession(
       },
       sessionResultSchema,
     );
+    await faultPoint('registration', { hold: false });
+    const result = await pending;
     for (const line of result.log) log.verbose(`${name}: ${line}`);
     log.verbose(`${name}: engine stages (s): ${JSON.stringify(result.timings)}`);
     images = result.images;
@@ -247,8 +276,7 @@ export async function anonymizeSession(
   } catch (err) {
     const reason = describeError(err);
     log.error(`${name}: ${path.basename(reference)}: ${reason}`);
-    await Promise.all(planned.map((o) => rm(o.temp, { force: true }).finally(() => releaseTemp(o.temp))));
-    return { records: planned.map((output) => finish(output, { reason })), timings, reference: referenceOf };
+    return { records: planned.map((output) => finish(output, { reason })), timings: wall(timings), reference: referenceOf };
   }
 
   const decided = planned.map((output) => {
@@ -261,24 +289,24 @@ export async function anonymizeSession(
     // An output that could not be proven is treated as failing its proof.
     const reason = `QC could not run: ${describeError(err)}`;
     log.error(`${name}: ${reason}`);
-    return new Map<string, QcVerdict>(passedEngine.map((d) => [d.output.temp, { status: 'FAILED', reason, hard: true }]));
+    return new Map<string, QcVerdict>(passedEngine.map((d) => [d.output.workImage, { status: 'FAILED', reason, hard: true }]));
   });
   const qcSeconds = (Date.now() - qcStarted) / 1000;
 
   const records: OutputRecord[] = [];
   const removedFields: Record<string, string[]> = {};
   for (const { output, record, why: engineWhy } of decided) {
-    const qc = qcVerdicts.get(output.temp);
+    const qc = qcVerdicts.get(output.workImage);
     const qcWhy = qc && qc.status === 'FAILED' ? `QC FAILED: ${qc.reason ?? 'see the QC report'}` : null;
     const why = engineWhy ?? (qcWhy && (!config.qcFailOk || qc?.hard) ? qcWhy : null);
     const fields = {
       engine: record,
       brainVoxelsChanged: record && 'brain_voxels_changed' in record ? Number(record.brain_voxels_changed) : null,
-      seconds: record && 'seconds' in record ? Number(record.seconds) : null,
+      methodSeconds: record && 'seconds' in record ? Number(record.seconds) : null,
     };
     if (why) {
-      await rm(output.temp, { force: true });
-      releaseTemp(output.temp);
+      await rm(output.workImage, { force: true });
+      await removeRefusedOutput(output, config);
       log.error(`${output.relativePath} ${output.method}: ${why}`);
       records.push(finish(output, { ...fields, reason: why }));
       continue;
@@ -287,14 +315,16 @@ export async function anonymizeSession(
       // Sidecar first: an image never lands without its scrubbed sidecar.
       const removed = await writeOutputSidecar({ config, input: output.input, method: output.method, sidecarPath: output.finalSidecar });
       removedFields[path.relative(config.outputDir, output.finalSidecar)] = removed;
-      await commitAtomic(output.temp, output.finalImage);
-      releaseTemp(output.temp);
-      if (qcWhy) log.warn(`${output.relativePath} ${output.method}: ${qcWhy} (written anyway: --qc-fail-ok)`);
-      log.info(`${output.relativePath} ${output.method}: ok -> ${path.relative(config.outputDir, output.finalImage)}`);
-      records.push(finish(output, { ...fields, status: 'ok', output: output.finalImage, reason: qcWhy }));
+      await moveFileAtomic(output.workImage, output.finalImage, () => faultPoint('rename', { hold: true }));
+      const where = path.relative(config.outputDir, output.finalImage);
+      if (qcWhy) {
+        log.warn(`${output.relativePath} ${output.method}: ${qcWhy}; written because of --qc-fail-ok -> ${where}`);
+        records.push(finish(output, { ...fields, written: true, output: output.finalImage, reason: `${qcWhy} (written because of --qc-fail-ok)` }));
+      } else {
+        log.info(`${output.relativePath} ${output.method}: ok -> ${where}`);
+        records.push(finish(output, { ...fields, status: 'ok', written: true, output: output.finalImage }));
+      }
     } catch (err) {
-      await rm(output.temp, { force: true });
-      releaseTemp(output.temp);
       // Its image did not land, so neither may the sidecar written for it.
       await rm(output.finalSidecar, { force: true });
       const reason = describeError(err);
@@ -303,6 +333,7 @@ export async function anonymizeSession(
     }
   }
   if (Object.keys(removedFields).length) await writeRemovedFieldsLog(config, plan, removedFields);
+  if (passedEngine.length > 0) await updateReport(config, plan.subject);
   timings.qc = qcSeconds;
-  return { records, timings, reference: referenceOf };
+  return { records, timings: wall(timings), reference: referenceOf };
 }

@@ -1,22 +1,53 @@
 /**
- * Partial outputs in flight. Every temporary output name is registered here before the engine
- * writes it and released once renamed, so an interrupted or failed run can remove them all.
+ * What a run leaves behind, and what it removes: its own temporaries and work folder when it
+ * ends (finished, failed or interrupted; the work folder stays with --no-cleanup), and at start
+ * the leftovers of earlier runs of the same participants that were killed (SIGKILL, OOM killer,
+ * a SLURM time limit) before they could clean up.
  */
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { discardInFlight, removeLeftoverTemps, removeLeftoverWorkFolders } from '../bids/atomic.js';
+import type { RunConfig } from '../cli/config.js';
 
-const inFlight = new Set<string>();
+let workFolder: { path: string; keep: boolean } | null = null;
 
-export function registerTemp(tempPath: string): string {
-  inFlight.add(tempPath);
-  return tempPath;
+/** The run's work folder, removed by cleanUpRun unless `keep` (--no-cleanup). */
+export function setWorkFolder(folder: string, keep: boolean): void {
+  workFolder = { path: folder, keep };
 }
 
-export function releaseTemp(tempPath: string): void {
-  inFlight.delete(tempPath);
+/** Remove this run's temporaries and (unless kept) its work folder; safe to call twice. */
+export async function cleanUpRun(): Promise<void> {
+  await discardInFlight();
+  const folder = workFolder;
+  workFolder = null;
+  if (folder && !folder.keep) await rm(folder.path, { recursive: true, force: true }).catch(() => undefined);
 }
 
-export async function removeRegisteredTemps(): Promise<void> {
-  const paths = [...inFlight];
-  inFlight.clear();
-  await Promise.all(paths.map((p) => rm(p, { force: true, recursive: true }).catch(() => undefined)));
+/** The work folder that cleanUpRun will keep, if any (for the end-of-run note). */
+export function keptWorkFolder(): string | null {
+  return workFolder?.keep ? workFolder.path : null;
+}
+
+/**
+ * Remove what killed runs left for participant `subject`: temporaries under output_dir/sub-<label>
+ * and <qc_dir>/sub-<label>, and its temporaries in the log folders (names starting
+ * `.sub-<label>_`). A temporary of another participant, or of a run still going, is never
+ * touched (bids/atomic.ts isLeftover). Returns the number of files removed.
+ */
+export async function removeParticipantLeftovers(config: Pick<RunConfig, 'outputDir' | 'qcDir'>, subject: string): Promise<number> {
+  const folder = `sub-${subject}`;
+  const own = (name: string) => name.startsWith(`.${folder}_`) || name.startsWith(`.${folder}.`);
+  const roots = [...new Set([path.join(config.outputDir, folder), path.join(config.qcDir, folder)])];
+  const logRoots = [...new Set([path.join(config.outputDir, 'logs'), path.join(config.qcDir, 'logs', 'qc')])];
+  const removed = await Promise.all([
+    ...roots.map((root) => removeLeftoverTemps(root)),
+    ...logRoots.map((root) => removeLeftoverTemps(root, own)),
+  ]);
+  return removed.flat().length;
+}
+
+/** Remove the work folders killed runs left in `root` (the -w folder, or the system's temp). */
+export async function removeLeftoverWork(root: string): Promise<number> {
+  return (await removeLeftoverWorkFolders(root)).length;
 }
