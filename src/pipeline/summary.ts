@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../bids/atomic.js';
 import type { RunConfig } from '../cli/config.js';
 import { log } from '../log.js';
 import { packageVersion } from '../version.js';
+import type { InputWarning } from './inputs.js';
 import { sessionName, type OutputRecord } from './session.js';
 
 export function summaryTable(records: readonly OutputRecord[]): string[] {
@@ -15,20 +16,43 @@ export function summaryTable(records: readonly OutputRecord[]): string[] {
     path.basename(r.input),
     r.method,
     r.status === 'ok' ? 'ok' : 'FAILED',
+    r.written ? 'yes' : 'no',
     r.brainVoxelsChanged === null ? '-' : String(r.brainVoxelsChanged),
-    r.seconds === null ? '-' : r.seconds.toFixed(1),
+    r.methodSeconds === null ? '-' : r.methodSeconds.toFixed(1),
     r.reason ?? '',
   ]);
-  const header = ['session', 'image', 'method', 'status', 'brain_changed', 'seconds', 'reason'];
+  const header = ['session', 'image', 'method', 'status', 'written', 'brain_changed', 'method_s', 'reason'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(header), ...rows.map(line)];
 }
 
-export function printSummary(records: readonly OutputRecord[]): void {
-  const failed = records.filter((r) => r.status !== 'ok').length;
-  log.info(`summary: ${records.length - failed} output(s) written, ${failed} failed`);
+/** The run's outcome in one line: what was written, and what of it failed QC (--qc-fail-ok). */
+export function summaryLine(records: readonly OutputRecord[]): string {
+  const written = records.filter((r) => r.written);
+  const failedWritten = written.filter((r) => r.status !== 'ok').length;
+  const notWritten = records.length - written.length;
+  const parts = [
+    `${written.length} written`,
+    ...(failedWritten ? [`${failedWritten} of them failed QC and were written because of --qc-fail-ok`] : []),
+  ];
+  return `${parts.join(', ')}; ${notWritten} failed and not written`;
+}
+
+/** Where the session's time went: wall clock, then the stages (registration, QC, ...). */
+export function sessionTimeLine(name: string, timings: Record<string, number>): string {
+  const { wall, session: _engineTotal, ...stages } = timings;
+  const parts = Object.entries(stages)
+    .filter(([, seconds]) => seconds >= 0.05)
+    .map(([stage, seconds]) => `${stage} ${seconds.toFixed(1)}`);
+  return `${name}: ${wall === undefined ? '?' : wall.toFixed(1)} s wall clock${parts.length ? ` (stages, s: ${parts.join(', ')})` : ''}`;
+}
+
+export function printSummary(records: readonly OutputRecord[], timings: ReadonlyMap<string, Record<string, number>> = new Map()): void {
+  log.info(`summary: ${summaryLine(records)}`);
   for (const row of summaryTable(records)) log.info(`  ${row}`);
+  log.info('  (method_s: seconds of the method itself on that image; registration, masks and QC are shared by the session:)');
+  for (const [name, stages] of timings) log.info(`  ${sessionTimeLine(name, stages)}`);
 }
 
 /** Per-session run records (JSON) in output_dir/logs: what the group level reads. */
@@ -38,6 +62,7 @@ export async function writeRunSummary(
   started: Date,
   timings: ReadonlyMap<string, Record<string, number>> = new Map(),
   references: ReadonlyMap<string, { input: string; reason: string }> = new Map(),
+  inputWarnings: ReadonlyMap<string, readonly InputWarning[]> = new Map(),
 ): Promise<void> {
   const bySession = new Map<string, OutputRecord[]>();
   for (const record of records) {
@@ -59,6 +84,7 @@ export async function writeRunSummary(
       reference: references.has(name)
         ? { input: path.relative(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
         : null,
+      inputWarnings: (inputWarnings.get(name) ?? []).map((w) => ({ ...w, input: path.relative(config.bidsDir, w.input) })),
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),

@@ -182,11 +182,17 @@ ${views.map((v) => {
 </tbody></table>`;
 }
 
+/** Where the output is, and whether it was written although it failed (--qc-fail-ok). */
+export function writtenNote(record: Pick<QcRecord, 'output' | 'status'>): string {
+  if (record.output === null) return 'output not written';
+  return record.status === 'PASS' ? record.output : `${record.output} · written (--qc-fail-ok)`;
+}
+
 function outputCard(ctx: PageContext, record: QcRecord): Html {
   const failed = record.status !== 'PASS';
   const failing = failedChecks(record);
   return html`<section class="card${failed ? ' failed' : ''}" id="${outputAnchor(record)}">
-<div class="card-head"><h4>${record.method} ${statusBadge(record)}</h4><span class="path">${record.output ?? 'output not written'}</span></div>
+<div class="card-head"><h4>${record.method} ${statusBadge(record)}</h4><span class="path">${writtenNote(record)}</span></div>
 <div class="card-body">
 ${failed ? html`<p class="reason">${record.reason ?? (failing.length > 0 ? `Failed: ${failing.join(', ')}` : 'Failed')}</p>` : ''}
 ${renderStrip(ctx, record)}
@@ -205,6 +211,11 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 const sessionTitle = (session: string | null) => (session === null ? 'No session' : `Session ${session}`);
 const sessionAnchor = (session: string | null) => (session === null ? 'session-none' : anchorId(`ses-${session}`));
 
+function failedWrittenCount(failed: readonly QcRecord[]): string {
+  const written = failed.filter((r) => r.output !== null).length;
+  return written === 0 ? 'not written' : `${failed.length - written} not written, ${written} written (--qc-fail-ok)`;
+}
+
 function summarySection(subject: string, records: readonly QcRecord[], unreadable: readonly UnreadableQcRecord[], generated: Date): Html {
   const failed = records.filter((r) => r.status !== 'PASS');
   const sessions = new Set(records.map((r) => r.session));
@@ -220,8 +231,8 @@ ${unreadable.length > 0 ? html`<div class="tile fail"><b>${unreadable.length}</b
 </div>
 ${
   failed.length > 0
-    ? html`<div class="alert"><b>${failed.length} output(s) FAILED QC</b> (not written, or to be checked by eye):<ul>${failed.map(
-        (r) => html`<li><a href="#${outputAnchor(r)}">${path.posix.basename(r.input)} · ${r.method}</a>${r.reason ? html` — ${r.reason}` : ''}</li>`,
+    ? html`<div class="alert"><b>${failed.length} output(s) FAILED QC</b> (${failedWrittenCount(failed)}):<ul>${failed.map(
+        (r) => html`<li><a href="#${outputAnchor(r)}">${path.posix.basename(r.input)} · ${r.method}</a> · ${r.output === null ? 'not written' : 'written (--qc-fail-ok)'}${r.reason ? html` — ${r.reason}` : ''}</li>`,
       )}</ul></div>`
     : records.length > 0
       ? html`<div class="alert ok"><b>All ${records.length} output(s) passed QC.</b></div>`
