@@ -25,7 +25,9 @@ micanon ${packageVersion}, with micapipe_anonymize's command line.
                  (default 6; micapipe counted voxels of its 0.8 mm template)
   -robust        slower, more thorough registration
   -nocleanup     keep the work folder (transforms, native masks, warps)
-  -threads <n>   registration threads (default: all cores; micapipe: 6)
+  -threads <n>   threads of the engine's numeric pools (ITK, BLAS; as micanon --nthreads);
+                 ANTs registrations always run on one thread, so the same input gives the
+                 same bytes at any -threads (default: all cores; micapipe: 6)
   -T1 <path>     T1w to register instead of the session's run-1 T1w
   -h, -help      this help
 

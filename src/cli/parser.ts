@@ -68,6 +68,18 @@ export const methodHelp =
   'deface zeroes the face (no face left; the default, as OpenNeuro-style sharing expects); ' +
   'reface pastes the atlas face, intensity-matched; warpface warps the own face toward the atlas face';
 
+/** The commands other than the BIDS-App levels (src/cli/micanon.ts dispatches them). */
+export const subcommandsHelp = `
+Other commands:
+  micanon doctor [ATLAS_DIR]        what is installed, what is missing, and the fix
+  micanon example [DIR] [options]   make the built-in example dataset in DIR and anonymize it
+  micanon qc IMAGE [--original ORIGINAL] [--method deface|reface|warpface] [--out DIR] [--json]
+                                    check one image anonymized by any tool (micanon qc --help)
+  micapipe_anonymize -help          micapipe's command line, on the same engine
+
+Exit codes: 0 ok, 1 failure, 16 validation failed, 17 unknown analysis level, 18 no files selected,
+64 usage, 65 bad data, 66 input missing, 73 cannot create output, 130 interrupted.`;
+
 export function buildParser(): Command {
   return new Command('micanon')
     .description(
@@ -103,6 +115,7 @@ export function buildParser(): Command {
     .addOption(new Option('--log-level <level>', 'console log level').choices(logLevels))
     .option('--bids-exec-spec', 'print the Boutiques descriptor (bids_app_spec.json) and exit')
     .version(packageVersion, '-v, --version', 'print the version and exit')
+    .addHelpText('after', subcommandsHelp)
     // Help and version go to stdout; errors are not printed here but thrown, so the user sees
     // one line with the usage (from the error catalogue), not commander's and ours.
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
