@@ -16,6 +16,7 @@ export const ExitCode = {
   inputMissing: 66,
   cannotCreateOutput: 73,
   interrupted: 130,
+  terminated: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -58,6 +58,10 @@ describe('micanon example (runs anywhere)', () => {
       // the identity check must say so. --qc-fail-ok writes them anyway, so the records show it.
       const run = await runCli('micanon', [bids, all, 'participant', '--all', '--nthreads', '2', '--qc-fail-ok']);
       expect(run.exitCode, run.all).toBe(0);
+      // Console, run record and HTML agree: written, and FAILED, because of --qc-fail-ok.
+      expect(run.all).toMatch(/summary: 6 written, 2 of them failed QC and were written because of --qc-fail-ok; 0 failed and not written/);
+      expect(run.all?.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`QC page of sub-example: ${path.join(all, 'sub-example.html')}$`));
+      expect(readFileSync(path.join(all, 'sub-example.html'), 'utf8')).toContain('written (--qc-fail-ok)');
     } finally {
       setReadOnly(bids, false);
     }
@@ -81,7 +85,11 @@ describe('micanon example (runs anywhere)', () => {
     const record = JSON.parse(readFileSync(path.join(all, 'logs', 'sub-example_micanon.json'), 'utf8'));
     expect(record.outputs).toHaveLength(6);
     expect(record.reference).toEqual({ input: path.join('sub-example', 'anat', 'sub-example_T1w.nii.gz'), reason: 'T1w; the only T1w image' });
-    for (const o of record.outputs) expect([o.status, o.brainVoxelsChanged]).toEqual(['ok', 0]);
+    for (const o of record.outputs) {
+      const sameFace = o.method !== 'deface' && o.input.endsWith('_T1w.nii.gz');
+      expect([o.status, o.written, o.brainVoxelsChanged]).toEqual([sameFace ? 'failed' : 'ok', true, 0]);
+      if (sameFace) expect(o.reason).toMatch(/^QC FAILED: .*\(written because of --qc-fail-ok\)$/);
+    }
     const qc = filesUnder(path.join(all, 'logs', 'qc')).map((f) => JSON.parse(readFileSync(path.join(all, 'logs', 'qc', f), 'utf8')));
     expect(qc).toHaveLength(6);
     for (const r of qc) {
@@ -166,10 +174,11 @@ describe('micanon example (runs anywhere)', () => {
     expect(existsSync(path.join(out, 'group_qc.html'))).toBe(false);
   });
 
-  it('stops the engine and leaves no partial output on Ctrl-C', async () => {
+  it('stops the engine and leaves no partial output, no work folder and one error line on Ctrl-C', async () => {
     const bids = path.join(root, 'bids');
     const out = mkdtempSync(path.join(tmpdir(), 'micanon-interrupted-'));
-    const child = execa(process.execPath, [path.join(__dirname, '..', 'bin', 'micanon.js'), bids, out, 'participant', '--all', '--log-level', 'debug'], {
+    const work = mkdtempSync(path.join(tmpdir(), 'micanon-interrupted-work-'));
+    const child = execa(process.execPath, [path.join(__dirname, '..', 'bin', 'micanon.js'), bids, out, 'participant', '--all', '-w', work], {
       reject: false,
       all: true,
     });
@@ -188,6 +197,9 @@ describe('micanon example (runs anywhere)', () => {
     expect(result.exitCode).toBe(130);
     for (const pid of pythonPids) expect(() => process.kill(pid, 0)).toThrow();
     expect(filesUnder(out).filter((f) => f.endsWith('.nii.gz'))).toEqual([]);
+    expect(readdirSync(work)).toEqual([]);
+    const errors = String(result.all).split('\n').filter((line) => / ERROR: /.test(line));
+    expect(errors).toEqual([expect.stringMatching(/interrupted by SIGINT/)]);
   });
 });
 

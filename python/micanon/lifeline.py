@@ -82,7 +82,3 @@ def bind_to_parent(environ: dict[str, str] | None = None) -> dict[str, object]:
         _end_now()
     watch_parent(parent_pid)
     return {"armed": True, "parent": parent_pid, "pdeathsig": pdeathsig, "watchdog": True}
-
-
-#: What bind_to_parent armed in this interpreter (the handshake reports it).
-state: dict[str, object] = {"armed": False}

@@ -78,7 +78,7 @@ Other commands:
   micapipe_anonymize -help          micapipe's command line, on the same engine
 
 Exit codes: 0 ok, 1 failure, 16 validation failed, 17 unknown analysis level, 18 no files selected,
-64 usage, 65 bad data, 66 input missing, 73 cannot create output, 130 interrupted.`;
+64 usage, 65 bad data, 66 input missing, 73 cannot create output, 130 interrupted (SIGINT), 143 terminated (SIGTERM).`;
 
 export function buildParser(): Command {
   return new Command('micanon')

@@ -21,7 +21,7 @@ async function stopOnSignal(signal: NodeJS.Signals): Promise<void> {
   await activeEngine()?.close();
   await cleanUpRun();
   await flushLog().catch(() => undefined);
-  process.exit(signal === 'SIGINT' ? ExitCode.interrupted : 128 + 15);
+  process.exit(signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
 }
 
 /** Run a command's body with the process-level guarantees every micanon command gives. */

@@ -17,6 +17,7 @@ import { addJsonLogFile, log } from '../log.js';
 import { packageVersion } from '../version.js';
 import { prepareOutputDataset, qcLocationNote, summariseOutputs } from './outputs.js';
 import { participantReportPath } from '../qc/report.js';
+import { faultPoint } from './faults.js';
 import { checkParticipantInputs, type InputWarning, type ParticipantInputs } from './inputs.js';
 import { anonymizeSession, sessionName, type OutputRecord } from './session.js';
 import { cleanUpRun, keptWorkFolder, removeLeftoverWork, removeParticipantLeftovers, setWorkFolder } from './temps.js';
@@ -85,6 +86,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
       if (participant.exitCode !== null) log.error(`sub-${participant.subject}: input refused, nothing done for this participant`);
       for (const warning of participant.warnings) log.warn(`sub-${participant.subject}: ${warning.message}`);
     }
+    await faultPoint('inputs', { hold: true });
     const qcNote = qcLocationNote(config);
     if (qcNote && accepted.length > 0) log.info(qcNote);
     const leftoverWork = await removeLeftoverWork(config.workDir ?? tmpdir());
