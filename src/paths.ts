@@ -41,8 +41,9 @@ function firstClosedFolder(file: string): string | null {
     dir = path.join(dir, part);
     try {
       accessSync(dir, constants.X_OK);
-    } catch {
-      return dir;
+    } catch (err) {
+      // A folder that is not there is a missing interpreter, not a closed way.
+      return (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : dir;
     }
   }
   return null;

@@ -57,6 +57,14 @@ describe('writeParticipantReport', () => {
     expect(page).toContain('output not written');
   });
 
+  it('says "written (--qc-fail-ok)" for a FAILED output that was written anyway', async () => {
+    const written = failedRecord({ output: 'sub-01/anat/sub-01_desc-refaced_T1w.nii.gz', method: 'reface' });
+    const { page } = await writtenPage([written, goodRecord({ method: 'deface' })]);
+    expect(page).toContain('sub-01/anat/sub-01_desc-refaced_T1w.nii.gz · written (--qc-fail-ok)');
+    expect(page).toContain('1 output(s) FAILED QC</b> (0 not written, 1 written (--qc-fail-ok))');
+    expect(page).not.toContain('output not written');
+  });
+
   it('says so when every output passed', async () => {
     const { page } = await writtenPage([goodRecord()]);
     expect(page).toContain('All 1 output(s) passed QC.');

@@ -13,11 +13,17 @@ export function buildOnce(): Promise<unknown> {
   return built;
 }
 
-export function runCli(bin: 'micanon' | 'micapipe_anonymize', args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ResultPromise<{ reject: false; all: true; env?: NodeJS.ProcessEnv; cwd?: string }> {
+export function runCli(
+  bin: 'micanon' | 'micapipe_anonymize',
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number } = {},
+): ResultPromise<{ reject: false; all: true; env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number }> {
   return execa(process.execPath, [path.join(packageRoot, 'bin', `${bin}.js`), ...args], {
     reject: false,
     all: true,
     env: options.env,
     cwd: options.cwd,
+    uid: options.uid,
+    gid: options.gid,
   });
 }
