@@ -66,6 +66,7 @@ export class Engine {
   private readonly proc: ChildProcess;
   private readonly exited: Promise<never>;
   private closed = false;
+  private closing: Promise<void> | null = null;
 
   private constructor(pythonia: PythoniaModule, api: Engine['api'], proc: ChildProcess, exited: Promise<never>) {
     this.pythonia = pythonia;
@@ -170,12 +171,14 @@ export class Engine {
     return parsed.data;
   }
 
-  /** Stop the Python process and wait until it is gone. Safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    active = null;
-    await stop(this.pythonia, this.proc);
+  /** Stop the Python process and wait until it is gone. Safe to call twice: both wait. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      active = null;
+      this.closing = stop(this.pythonia, this.proc);
+    }
+    return this.closing;
   }
 }
 
