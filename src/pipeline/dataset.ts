@@ -40,10 +40,14 @@ async function makeWorkDir(config: RunConfig): Promise<string> {
   return folder;
 }
 
-/** The exit code of a run: a refused input's (65/66) first, then 1 when an output was not written. */
+/**
+ * The exit code of a run: a refused input's (65/66) first, then 73 when a vetted output could not
+ * be written into output_dir, then 1 when any other output was not written.
+ */
 function runExitCode(refused: readonly ParticipantInputs[], records: readonly OutputRecord[]): number {
   const code = refused.find((r) => r.exitCode !== null)?.exitCode;
   if (code) return code;
+  if (records.some((r) => r.cannotWrite)) return ExitCode.cannotCreateOutput;
   return records.every((r) => r.written) ? ExitCode.ok : ExitCode.failure;
 }
 

@@ -34,6 +34,8 @@ export interface OutputRecord {
   output: string | null;
   reason: string | null;
   brainVoxelsChanged: number | null;
+  /** True when the vetted output could not be written into output_dir (full, read-only): exit 73. */
+  cannotWrite?: boolean;
   /** Seconds of this method's own step on this image (the session's shared stages are in timings). */
   methodSeconds: number | null;
   engine: ImageRecord | null;
@@ -329,7 +331,7 @@ export async function anonymizeSession(
       await rm(output.finalSidecar, { force: true });
       const reason = describeError(err);
       log.error(`${output.relativePath} ${output.method}: ${reason}`);
-      records.push(finish(output, { ...fields, reason }));
+      records.push(finish(output, { ...fields, reason, cannotWrite: true }));
     }
   }
   if (Object.keys(removedFields).length) await writeRemovedFieldsLog(config, plan, removedFields);
