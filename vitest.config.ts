@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -8,5 +10,8 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Two cores: running suites that each start Python in parallel only slows both.
     fileParallelism: false,
+    // ROBEX's brain of the same head is the same mask (fixed seed): one extraction per head for the
+    // whole suite instead of one per run (python/micanon/anonymize/native_brain.py, CACHE_VAR).
+    env: { MICANON_NATIVE_BRAIN_CACHE: path.join(os.tmpdir(), 'micanon-test-native-brain') },
   },
 });

@@ -41,6 +41,8 @@ from PIL import Image
 from micanon import face, render
 from micanon.anonymize import guard
 from micanon.io import StoredImage, read_image
+from micanon.landmarks import find_eyes, find_face_points
+from micanon.space.similarity import otsu_threshold
 from micanon.anonymize.methods import background_value, deface
 
 METHODS = ("deface", "reface", "warpface")
@@ -80,6 +82,12 @@ class Registration:
     metric: str
     value: float | None
     flag: str
+    check: dict | None = None  # the fit check's verdict (witnesses, evidence, hard), for the reference's fit
+
+    @property
+    def hard(self) -> bool:
+        """The fit put the face ROI inside the subject's own brain: refused whatever --qc-fail-ok says."""
+        return bool(self.check and self.check.get("hard"))
 
 
 @dataclass(frozen=True)
@@ -189,7 +197,8 @@ def _item(entry: Any, n: int) -> QcItem:
         brain_guard=_optional_path(entry.get("brain_guard"), f"{where}.brain_guard"),
         face_roi=_optional_path(entry.get("face_roi"), f"{where}.face_roi"),
         head_affine=head_affine,
-        registration=Registration(str(registration.get("metric", "")), None if value is None else float(value), flag),
+        registration=Registration(str(registration.get("metric", "")), None if value is None else float(value), flag,
+                                  registration.get("check") if isinstance(registration.get("check"), dict) else None),
     )
 
 
@@ -336,28 +345,94 @@ def _views(views) -> str:
     return ", ".join(_name(v) for v in views) or "none"
 
 
-def deface_check(before: _Head, after: _Head | None, unseen: str = "") -> dict[str, Any]:
-    """The deface face check: {pass, verdict, rule, detail}, verdict pass / fail / inconclusive.
+# A landmark counts as removed when this share of the voxels within LANDMARK_BALL_MM of it changed.
+LANDMARK_REMOVED_SHARE = 0.8
+LANDMARK_BALL_MM = {"eye": 5.0, "nose tip": 3.0}
 
-    ``after`` is None when the output could not be rendered (``unseen`` says why: no head surface,
-    another grid). The CNN searches the output only when it found a face in the input: without
-    one, the absence of a face after deface proves nothing.
+
+def face_landmarks_removed(before: StoredImage, after: StoredImage, brain_guard: np.ndarray | None = None) -> dict[str, Any]:
+    """The eye globes and the nose tip found in the input volume itself (micanon.landmarks, no
+    registration), and whether deface removed each: {found, removed, kept, ignored} (lists).
+
+    A landmark is removed when at least ``LANDMARK_REMOVED_SHARE`` of the voxels within
+    ``LANDMARK_BALL_MM`` of it (for the nose tip: of the tissue voxels, above the input's Otsu
+    level) differ between input and output (native grid, volume 0). One
+    inside ``brain_guard`` (native grid) is no face landmark, whatever its shape: it is ignored.
     """
-    rule = "no face found by the CNN detector in any view after deface"
+    volume = before.real(0)
+    eyes = find_eyes(volume, before.affine)
+    points = [] if eyes is None else [("eye", eyes.centres[0]), ("eye", eyes.centres[1])]
+    if eyes is not None:
+        nose = find_face_points(volume, before.affine, eyes).nose_tip
+        if nose is not None:
+            points.append(("nose tip", nose))
+    changed = before.volume_raw(0) != after.volume_raw(0)
+    # Around the nose tip only tissue counts (its air was nothing to remove); a globe lies inside
+    # the head, dark or bright, and counts whole.
+    tissue = volume > otsu_threshold(volume[::2, ::2, ::2])[0]
+    zooms = before.zooms
+    to_voxel = np.linalg.inv(before.affine)
+    out: dict[str, Any] = {"found": [], "removed": [], "kept": [], "ignored": []}
+    for name, point in points:
+        centre = to_voxel[:3, :3] @ point + to_voxel[:3, 3]
+        nearest = tuple(np.clip(np.round(centre).astype(int), 0, np.asarray(before.shape3d) - 1))
+        if brain_guard is not None and brain_guard[nearest]:
+            out["ignored"].append(f"{name} at ({', '.join(f'{c:.0f}' for c in point)}) mm: inside the brain guard")
+            continue
+        reach = np.ceil(LANDMARK_BALL_MM[name] / zooms).astype(int)
+        lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+        hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, before.shape3d)
+        if np.any(hi <= lo):
+            continue
+        grid = np.indices(tuple(hi - lo)).reshape(3, -1).T + lo
+        inside = np.linalg.norm((grid - centre) * zooms, axis=1) <= LANDMARK_BALL_MM[name]
+        ball = tuple(grid[inside].T)
+        counted = tissue[ball] if name == "nose tip" else np.ones(len(ball[0]), bool)
+        if not counted.any():
+            continue
+        share = float(changed[ball][counted].mean())
+        label = f"{name} at ({', '.join(f'{c:.0f}' for c in point)}) mm, {100 * share:.0f}% removed"
+        out["found"].append(label)
+        out["removed" if share >= LANDMARK_REMOVED_SHARE else "kept"].append(label)
+    return out
+
+
+def deface_check(before: _Head, after: _Head | None, unseen: str = "",
+                 landmarks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The deface face check: {pass, verdict, rule, detail, evidence}, verdict pass / fail / inconclusive.
+
+    Two kinds of evidence: the CNN face detector on renders of input and output (it searches the
+    output only when it found a face in the input: without one, the absence of a face after
+    deface proves nothing), and the face's landmarks found in the input volume itself
+    (``landmarks``, :func:`face_landmarks_removed`). A landmark that deface left in place fails
+    the check whatever the renders say; where the CNN saw no face in the input, the landmarks
+    decide; with neither, the check is inconclusive. ``evidence`` names what decided.
+    """
+    rule = "no face found by the CNN detector in any view after deface, and every eye and nose tip found in the input volume removed"
+    landmarks = landmarks or {"found": [], "removed": [], "kept": []}
+    if landmarks["kept"]:
+        return _face("fail", rule, f"deface left {'; '.join(landmarks['kept'])}", "landmarks")
+    seen = [] if after is None else [v for v in before.renders.views if any(before.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)]
+    if seen:
+        still = [v for v in after.renders.views if any(after.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)]
+        if still:
+            return _face("fail", rule, f"a face is still found in {_views(still)} (input: {_views(seen)})", "renders")
+        found = f"; landmarks removed: {'; '.join(landmarks['removed'])}" if landmarks["removed"] else ""
+        return _face("pass", rule, f"input face in {_views(seen)}; none in the {len(after.renders.views)} output views{found}",
+                     "renders" + (" and landmarks" if found else ""))
+    if landmarks["removed"]:
+        why = unseen or "the CNN finds no face in the input renders"
+        return _face("pass", rule, f"{why}; landmarks found in the input volume and removed: {'; '.join(landmarks['removed'])}",
+                     "landmarks")
     if after is None:
-        return _face("inconclusive", f"inconclusive: {rule}", unseen)
-    seen = [v for v in before.renders.views if any(before.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)]
-    if not seen:
-        hog = [v for v in before.renders.views if before.detections(v, "hog")]
-        return _face(
-            "inconclusive",
-            f"inconclusive: {rule}, but the CNN finds no face in the input either",
-            f"input face views: CNN none, HOG {_views(hog)}; output not searched",
-        )
-    still = [v for v in after.renders.views if any(after.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)]
-    if still:
-        return _face("fail", rule, f"a face is still found in {_views(still)} (input: {_views(seen)})")
-    return _face("pass", rule, f"input face in {_views(seen)}; none in the {len(after.renders.views)} output views")
+        return _face("inconclusive", f"inconclusive: {rule}", f"{unseen}; no eyes found in the volume", "none")
+    hog = [v for v in before.renders.views if before.detections(v, "hog")]
+    return _face(
+        "inconclusive",
+        f"inconclusive: {rule}, but the CNN finds no face in the input and no eyes are found in its volume",
+        f"input face views: CNN none, HOG {_views(hog)}; output not searched",
+        "none",
+    )
 
 
 def identity_check(before: _Head, after: _Head | None, unseen: str = "",
@@ -436,8 +511,9 @@ def face_removed_head(head: _Head, face_roi: np.ndarray, head_affine: np.ndarray
                  volume=deface(volume, face_roi, background_value(volume)))
 
 
-def _face(verdict: str, rule: str, detail: str) -> dict[str, Any]:
-    return {"pass": verdict != "fail", "verdict": verdict, "rule": rule, "detail": detail}
+def _face(verdict: str, rule: str, detail: str, evidence: str | None = None) -> dict[str, Any]:
+    out = {"pass": verdict != "fail", "verdict": verdict, "rule": rule, "detail": detail}
+    return out if evidence is None else {**out, "evidence": evidence}
 
 
 # ----------------------------------------------------------------------------- slices
@@ -661,7 +737,9 @@ class _Run:
                 after = _Head(after_stored, item.head_affine, threshold=before.renders.skin.value)
         with clock("face_s"):
             if item.method == "deface":
-                face_check, identity = deface_check(before, after, unseen if after is None else ""), None
+                guard_mask = None if item.brain_guard is None else self.mask(item.brain_guard, before.stored, "brain guard")
+                landmarks = face_landmarks_removed(before.stored, after_stored, guard_mask) if same_grid else None
+                face_check, identity = deface_check(before, after, unseen if after is None else "", landmarks), None
             else:
                 removed = None if after is None else self.face_removed(source, item)
                 face_check, identity = identity_check(before, after, unseen if after is None else "", removed)
@@ -686,6 +764,7 @@ class _Run:
                 "value": item.registration.value,
                 "flag": item.registration.flag,
                 "pass": item.registration.flag in ("ok", "scanner"),
+                **({"check": item.registration.check} if item.registration.check else {}),
             },
         }
         reason = _reason(checks, item)
@@ -708,20 +787,24 @@ class _Run:
         """The independent count (from the two files and the guard mask) next to the engine's.
 
         Without a guard mask nothing can be re-checked: the engine's count stands (``rechecked``
-        False). Either count above 0 fails.
+        False). Either count above 0 fails, and so does a fit that put the face ROI inside the
+        subject's own brain (the guard took those voxels back, but the fit is wrong).
         """
         if item.brain_guard is None:
             value, voxels, rechecked = item.brain_voxels_changed, item.guard_voxels, False
         else:
             report = brain_changes(before, after, self.mask(item.brain_guard, before, "brain guard"))
             value, voxels, rechecked = report.brain_voxels_changed, report.guard_voxels, True
-        return {
+        out = {
             "value": int(value),
             "guard_voxels": int(voxels),
-            "pass": value == 0 and item.brain_voxels_changed == 0,
+            "pass": value == 0 and item.brain_voxels_changed == 0 and not item.registration.hard,
             "engine_value": int(item.brain_voxels_changed),
             "rechecked": rechecked,
         }
+        if item.registration.hard:
+            out["face_roi_in_brain"] = item.registration.check.get("reason", "the fit put the face ROI inside the brain")
+        return out
 
 
 def _reason(checks: dict[str, Any], item: QcItem) -> str | None:
@@ -729,7 +812,9 @@ def _reason(checks: dict[str, Any], item: QcItem) -> str | None:
     parts = []
     brain = checks["brain_voxels_changed"]
     if not brain["pass"]:
-        parts.append(f"{max(brain['value'], brain['engine_value'])} brain voxels changed")
+        changed = max(brain["value"], brain["engine_value"])
+        parts.append(brain["face_roi_in_brain"] if changed == 0 and "face_roi_in_brain" in brain
+                     else f"{changed} brain voxels changed")
     if not checks["header"]["pass"]:
         parts.append("header changed: " + "; ".join(checks["header"]["differences"]))
     if not checks["face"]["pass"]:
@@ -737,7 +822,8 @@ def _reason(checks: dict[str, Any], item: QcItem) -> str | None:
     if not checks["registration"]["pass"]:
         reg = checks["registration"]
         value = "" if reg["value"] is None else f" {reg['metric']} {reg['value']:.3f}"
-        parts.append(f"registration poor{value}")
+        why = (reg.get("check") or {}).get("reason")
+        parts.append(f"registration poor{value}" + (f" ({why})" if why else ""))
     return "; ".join(parts) or None
 
 

@@ -18,12 +18,15 @@ from typing import Callable
 import nibabel as nib
 import numpy as np
 
-from micanon.anonymize import guard
+from micanon.anonymize import fit_check, guard, native_brain
 from micanon.anonymize import masks as atlas_masks
 from micanon.anonymize import warp as warps
 from micanon.anonymize import methods as face_methods
+from micanon.landmarks import find_eyes
+from micanon.space import grid
 from micanon.io import StoredImage, descrip_for, output_path_ok, read_image, to_stored, write_like
 from micanon.space.registration import (
+    AtlasRegistration,
     Quality,
     SessionRegistration,
     register_to_atlas,
@@ -31,6 +34,8 @@ from micanon.space.registration import (
 )
 
 METHODS = ("deface", "reface", "warpface")
+# The records also count changed voxels within this distance of the subject's own brain.
+NEAR_BRAIN_MM = 2.0
 
 
 class _Timings(dict):
@@ -80,6 +85,7 @@ class _Image:
     registration: SessionRegistration | None
     masks: atlas_masks.NativeMasks
     background: float
+    native_brain: np.ndarray | None = None  # the subject's own brain on this grid (None: no estimate)
 
 
 def anonymize_session(
@@ -127,14 +133,11 @@ def anonymize_session(
         atlas_images = load_atlas_images(atlas)
         timings.add("atlas_load", start)
         log(f"registering {Path(reference).name} to the atlas")
+        reference_fit = fit_reference(t1w_volume, t1w.affine, atlas_images, robust=robust, seed=seed, work_dir=work_dir,
+                                      log=log, reference_is_t1w=reference_is_t1w, timings=timings)
+        atlas_fit, brain, quality = reference_fit.atlas_fit, reference_fit.brain, reference_fit.quality
         start = time.perf_counter()
-        atlas_fit = register_to_atlas(
-            t1w_volume, t1w.affine, atlas_images.template, atlas_images.affine, atlas_images.head,
-            robust=robust, seed=seed, work_dir=work_dir, log=log, t1w_contrast=reference_is_t1w,
-        )
-        timings.add("t1w_to_atlas", start)
-        start = time.perf_counter()
-        t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods)
+        t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods, brain)
         timings.add("masks", start)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{reference}: {' '.join(str(exc).split())}") from exc
@@ -157,15 +160,15 @@ def anonymize_session(
         _keep(work_dir, t1_item, "T1w", atlas_fit.native_to_atlas, warp)
     qc_inputs = _qc_inputs(work_dir, t1_item, "reference", atlas_fit.native_to_atlas)
 
-    reference_record = {"path": reference, "registration": atlas_fit.quality.as_dict()}
+    reference_record = {"path": reference, "registration": quality.as_dict(), "native_brain": brain.as_dict()}
     records = _run_methods(t1_item, methods, outputs.get(reference, {}), warp, version, log,
-                           reference_quality=atlas_fit.quality, timings=timings, qc_inputs=qc_inputs)
+                           reference_quality=quality, timings=timings, qc_inputs=qc_inputs)
 
     # Every other image's masks go through the reference's atlas fit: when that is poor, so are
     # theirs, whatever their own fit to the reference says.
     inherited = None
-    if atlas_fit.quality.flag == "poor":
-        inherited = replace(atlas_fit.quality, metric=f"reference_{atlas_fit.quality.metric}")
+    if quality.flag == "poor":
+        inherited = replace(quality, metric=f"reference_{quality.metric}")
     fits: dict[str, SessionRegistration] = {}
     for entry in others:
         path = entry["path"]
@@ -184,7 +187,7 @@ def anonymize_session(
             log(f"{Path(path).name} -> T1w: {'registered' if fit.registered else 'scanner coordinates'}"
                 + (f" ({'; '.join(fit.notes)})" if fit.notes else ""))
             start = time.perf_counter()
-            item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods)
+            item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods, brain)
             timings.add("masks", start)
             name = Path(path).name.split(".")[0]
             if keep_work:
@@ -209,18 +212,69 @@ def _session_fit(via: str, fits: dict, t1w_volume, t1w_affine, seed, work_dir) -
     return fits[via]
 
 
-def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atlas, methods) -> _Image:
-    """Pull the atlas masks onto this image's grid and find its background level."""
+def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atlas, methods,
+             brain: native_brain.NativeBrain) -> _Image:
+    """Pull the atlas masks onto this image's grid, with the subject's own brain carried through
+    the image's rigid fit to the reference, and find the image's background level."""
     volume = stored.real(0)
+    own_brain = brain.on_grid(stored.shape3d, stored.affine, image_to_t1w)
     masks = atlas_masks.pull_masks(
         atlas_images, stored.shape3d, stored.affine,
         native_to_atlas @ image_to_t1w, guard_mm=guard.GUARD_MM,
-        with_face=bool({"reface", "warpface"} & set(methods)),
+        with_face=bool({"reface", "warpface"} & set(methods)), native_brain=own_brain,
     )
     return _Image(
         stored=stored, image_to_t1w=image_to_t1w, registration=fit, masks=masks,
-        background=face_methods.background_value(volume),
+        background=face_methods.background_value(volume), native_brain=own_brain if brain.ok else None,
     )
+
+
+@dataclass(frozen=True)
+class ReferenceFit:
+    """The reference's affine fit to the atlas, the subject's own brain, and the fit's verdict
+    (``quality``: the fit's similarity with the fit check's flag and evidence)."""
+
+    atlas_fit: AtlasRegistration
+    brain: native_brain.NativeBrain
+    check: fit_check.FitCheck
+    quality: Quality
+
+
+def fit_reference(volume: np.ndarray, affine: np.ndarray, atlas_images, *, robust: bool = False, seed: int = 1,
+                  work_dir: str | None = None, log: Callable[[str], None] = lambda msg: None,
+                  reference_is_t1w: bool = True, timings: dict | None = None) -> ReferenceFit:
+    """Register the reference (scanner space of ``affine``) to the atlas while its own brain is
+    extracted in the background, then judge the fit by evidence that does not come through it."""
+    timings = _Timings() if timings is None else timings
+    brain_start = time.perf_counter()
+    brain_later = native_brain.extract_later(volume, affine, work_dir=work_dir)
+    start = time.perf_counter()
+    atlas_fit = register_to_atlas(
+        volume, affine, atlas_images.template, atlas_images.affine, atlas_images.head,
+        robust=robust, seed=seed, work_dir=work_dir, log=log, t1w_contrast=reference_is_t1w,
+    )
+    timings.add("t1w_to_atlas", start)
+    brain = brain_later.result()
+    timings["native_brain"] = round(time.perf_counter() - brain_start, 3)
+    log(f"native brain ({brain.method}): " + (f"{brain.volume_ml:.0f} ml in {brain.seconds:.1f} s" if brain.ok else brain.note))
+    start = time.perf_counter()
+    check = _check_fit(volume, affine, atlas_fit, brain, atlas_images)
+    log(f"fit check: {check.flag}" + (f" ({check.reason})" if check.reason else "") + f"; witnesses {check.witnesses}")
+    timings.add("fit_check", start)
+    quality = replace(atlas_fit.quality, flag=check.flag, check=check.as_dict())
+    return ReferenceFit(atlas_fit=atlas_fit, brain=brain, check=check, quality=quality)
+
+
+def _check_fit(volume, affine, atlas_fit, brain: native_brain.NativeBrain, atlas_images) -> fit_check.FitCheck:
+    """The reference's fit judged by evidence that does not come through it (fit_check).
+
+    ROBEX's brain speaks only for a T1-like reference (it is trained on T1w heads; on other
+    contrasts it still widens the guard, but is no witness).
+    """
+    trusted = brain if brain.ok and atlas_fit.t1_like else None
+    facts = fit_check.brain_evidence(brain, atlas_images, atlas_fit.native_to_atlas) if trusted else None
+    return fit_check.judge(atlas_fit.quality, trusted, facts, find_eyes(volume, affine), atlas_images.eyes,
+                           atlas_fit.native_to_atlas)
 
 
 def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, reference_quality: Quality | None = None,
@@ -247,8 +301,10 @@ def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, refere
             record = {
                 "input": item.stored.path, "method": method, "output": out_path,
                 "brain_voxels_changed": check.brain_voxels_changed, "guard_voxels": check.guard_voxels,
+                **_native_brain_counts(item, written.raw),
                 "face_roi_voxels": int(item.masks.face_roi.sum()),
                 "guard_overlap_voxels": item.masks.guard_overlap,
+                "face_roi_in_native_brain_voxels": item.masks.face_roi_in_native_brain,
                 "registered": True if item.registration is None else item.registration.registered,
                 "registration": quality.as_dict(),
                 "dtype": str(item.stored.raw.dtype), "seconds": round(time.perf_counter() - start, 2),
@@ -264,6 +320,18 @@ def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, refere
                 raise ValueError(f"{item.stored.path}: {method} failed ({' '.join(str(exc).split())})") from exc
         records.append(record)
     return records
+
+
+def _native_brain_counts(item: _Image, written_raw: np.ndarray) -> dict:
+    """Voxels changed inside the subject's own brain alone, and within ``NEAR_BRAIN_MM`` of it
+    (None without a native brain estimate)."""
+    if item.native_brain is None:
+        return {"native_brain_voxels_changed": None, "near_brain_voxels_changed": None}
+    near = grid.dilate_mm(item.native_brain, item.stored.zooms, NEAR_BRAIN_MM)
+    return {
+        "native_brain_voxels_changed": guard.count_changed(item.stored.raw, written_raw, item.native_brain).brain_voxels_changed,
+        "near_brain_voxels_changed": guard.count_changed(item.stored.raw, written_raw, near).brain_voxels_changed,
+    }
 
 
 def _apply(item: _Image, method: str, sampling) -> np.ndarray:

@@ -9,6 +9,7 @@ brain and the face truly are without trusting the code under test.
 from __future__ import annotations
 
 import os
+import tempfile
 import types
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The same head gives the same ROBEX brain: extract it once for the whole suite (see native_brain.CACHE_VAR).
+os.environ.setdefault("MICANON_NATIVE_BRAIN_CACHE", os.path.join(tempfile.gettempdir(), "micanon-test-native-brain"))
 
 # Atlas space = this rotation/translation/scale applied to the subject's scanner space.
 ATLAS_FROM_SUBJECT_DEG = 8.0

@@ -1,10 +1,13 @@
 """The brain guarantee: every voxel of the native brain guard leaves exactly as it came in.
 
-The guard is the atlas brain pulled onto the image's grid (any voxel touching brain) and grown
-by ``GUARD_MM`` millimetres in native space (:func:`micanon.anonymize.masks.pull_masks`). The atlas face
-ROI keeps >= 5 mm from the brain, so a 4 mm guard never meets it under a sane registration, and
-still absorbs 2-3 mm of registration error at the brain edge. Comparisons are on raw stored
-values (before scl_slope/scl_inter), so "0 changed" means bit-for-bit equal on disk.
+The guard is the union of two brains on the image's grid, grown by ``GUARD_MM`` millimetres in
+native space (:func:`micanon.anonymize.masks.pull_masks`): the atlas brain carried through the
+fit (any voxel touching it), and the subject's own brain found by brain extraction in its own
+space (:mod:`micanon.anonymize.native_brain`), which does not come through the fit. Where the fit
+puts the atlas brain short of the subject's real edge (a frontal pole that reaches further than
+the average's), the subject's own brain still holds the line, and ``GUARD_MM`` (at least 2 mm,
+by rule) absorbs the extraction's own edge error. Comparisons are on raw stored values (before
+scl_slope/scl_inter), so "0 changed" means bit-for-bit equal on disk.
 """
 
 from __future__ import annotations

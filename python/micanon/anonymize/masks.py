@@ -58,6 +58,13 @@ class AtlasImages:
         return pick_skin_threshold(self.template, tuple(float(z) for z in zooms_of(self.affine))).value
 
     @functools.cached_property
+    def eyes(self):
+        """The template's eye globes (atlas RAS), found as in any image (:mod:`micanon.landmarks`)."""
+        from micanon.landmarks import find_eyes
+
+        return find_eyes(self.template, self.affine)
+
+    @functools.cached_property
     def closed_face(self) -> np.ndarray:
         """The atlas face with a closed skin surface, so pasted it reads as closed eyes, not sockets."""
         return close_face_skin(self.template, self.face, zooms_of(self.affine), self.skin)
@@ -122,6 +129,8 @@ class NativeMasks:
 
     ``face_roi`` never overlaps ``brain_guard``: where they met, the guard won and
     ``guard_overlap`` counts the voxels taken back from the face ROI.
+    ``face_roi_in_native_brain`` counts the face-ROI voxels the fit put inside the subject's own
+    brain (before the guard took them back): a fit that does so is wrong.
     """
 
     face_roi: np.ndarray
@@ -131,6 +140,7 @@ class NativeMasks:
     face: np.ndarray | None
     guard_overlap: int
     atlas_skin: float | None = None
+    face_roi_in_native_brain: int = 0
 
 
 def pull_fraction(
@@ -195,20 +205,28 @@ def pull_masks(
     *,
     guard_mm: float,
     with_face: bool,
+    native_brain: np.ndarray | None = None,
 ) -> NativeMasks:
     """Atlas masks on a native grid (``shape``, ``affine``), through ``grid_to_atlas``.
 
-    brain_guard = any atlas brain in the voxel, grown by ``guard_mm`` in native mm. face_roi =
-    voxels at least half face. With ``with_face`` (reface, warpface) also brain_neck, the face
-    zone and the atlas face intensities; without, those are None (deface needs none of them).
+    brain_guard = any atlas brain in the voxel, united with ``native_brain`` (the subject's own
+    brain on this grid, found without the atlas fit), grown by ``guard_mm`` in native mm.
+    face_roi = voxels at least half face, less the guard. With ``with_face`` (reface,
+    warpface) also brain_neck, the face zone and the atlas face intensities; without, those are
+    None (deface needs none of them).
     """
     zooms = zooms_of(affine)
 
     def pull(role: str, outside: float = 0.0) -> np.ndarray:
         return pull_fraction(getattr(atlas, role), atlas.affine, shape, affine, grid_to_atlas, atlas.boxes[role], outside)
 
-    guard = dilate_mm(pull("brain") > 0.0, zooms, guard_mm)
+    brain = pull("brain") > 0.0
     face_roi = pull("face_roi") >= FACE_FRACTION
+    in_native_brain = 0
+    if native_brain is not None:
+        in_native_brain = int((face_roi & native_brain).sum())
+        brain |= native_brain
+    guard = dilate_mm(brain, zooms, guard_mm)
     overlap = face_roi & guard
     face_roi &= ~guard
     brain_neck = zone = face = None
@@ -219,6 +237,5 @@ def pull_masks(
     return NativeMasks(
         face_roi=face_roi, brain_guard=guard, brain_neck=brain_neck, face_zone=zone,
         face=face, guard_overlap=int(overlap.sum()), atlas_skin=atlas.skin if with_face else None,
+        face_roi_in_native_brain=in_native_brain,
     )
-
-

@@ -56,15 +56,21 @@ MIN_SESSION_MI = 0.05
 
 @dataclass(frozen=True)
 class Quality:
-    """How well a registration fits: metric name, value, wall seconds, and flag (ok, scanner, poor)."""
+    """How well a registration fits: metric name, value, wall seconds, and flag (ok, scanner, poor).
+
+    ``check``: for the reference's atlas fit, the verdict of :mod:`micanon.anonymize.fit_check`
+    (its witnesses and evidence), whose flag this is.
+    """
 
     metric: str
     value: float
     seconds: float
     flag: str
+    check: dict | None = None
 
     def as_dict(self) -> dict:
-        return {"metric": self.metric, "value": round(float(self.value), 4), "seconds": round(self.seconds, 2), "flag": self.flag}
+        out = {"metric": self.metric, "value": round(float(self.value), 4), "seconds": round(self.seconds, 2), "flag": self.flag}
+        return out if self.check is None else {**out, "check": self.check}
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class AtlasRegistration:
 
     native_to_atlas: np.ndarray
     quality: Quality
+    t1_like: bool = True  # the image's contrast correlates with the T1w template like a T1w's
 
 
 @dataclass(frozen=True)
@@ -238,13 +245,18 @@ def register_to_atlas(
         moved = resample(t1_fine, t1_fine_aff, tpl_fine.shape, tpl_fine_aff, atlas_to_native)
         score = similarity(moved, tpl_fine, head_fine)
     seconds = time.perf_counter() - start
-    if t1w_contrast:
-        quality = Quality("ncc", score, seconds, "ok" if score >= POOR_NCC else "poor")
+    # A stand-in is judged by what it is, not by its name: one whose fitted head correlates with
+    # the T1w template like a T1w does (a T1w named FLAIR) is scored and treated as a T1w.
+    ncc = score if t1w_contrast else normalized_correlation(moved, tpl_fine, head_fine)
+    t1_like = t1w_contrast or ncc >= POOR_NCC
+    if t1_like:
+        quality = Quality("ncc", ncc, seconds, "ok" if ncc >= POOR_NCC else "poor")
     else:
         overlap = head_overlap(t1_fine, t1_fine_aff, tpl_fine, tpl_fine_aff, atlas_to_native)
         quality = Quality("head_dice", overlap, seconds, "ok" if overlap >= POOR_HEAD_DICE else "poor")
-    log(f"{'T1w' if t1w_contrast else 'reference'} -> atlas: {quality.metric} {quality.value:.3f} in {seconds:.1f} s ({quality.flag})")
-    return AtlasRegistration(native_to_atlas=np.linalg.inv(atlas_to_native), quality=quality)
+    log(f"{'T1w' if t1w_contrast else 'reference'} -> atlas: {quality.metric} {quality.value:.3f} in {seconds:.1f} s ({quality.flag})"
+        + ("" if t1w_contrast or not t1_like else "; T1-like contrast"))
+    return AtlasRegistration(native_to_atlas=np.linalg.inv(atlas_to_native), quality=quality, t1_like=t1_like)
 
 
 def head_overlap(native: np.ndarray, native_affine: np.ndarray, template: np.ndarray, template_affine: np.ndarray,
