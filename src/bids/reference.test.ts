@@ -21,8 +21,15 @@ describe('the stand-in reference of a session with no T1w', () => {
     const { reference, reason } = choose([[image('T2w', 'T2w'), axial2d], [flair, iso1], [image('angio', 'angio'), tofSlab]]);
     expect(reference).toBe(flair);
     expect(reason).toMatch(/^no T1w in this session; FLAIR stands in as the best 3D anatomical image \(1\.0x1\.0x1\.0 mm voxels, 176x256x256 mm field of view, whole-head 3D\)/);
-    expect(reason).toContain('over sub-01_T2w.nii.gz (0.45x0.45x5.0 mm voxels, 230x230x150 mm field of view, whole head, not 3D) by coverage');
+    expect(reason).toContain('over sub-01_T2w.nii.gz (0.45x0.45x5.0 mm voxels, 230x230x150 mm field of view, whole head, 2D slices) by coverage');
     expect(reason).toMatch(/registered to the atlas by mutual information$/);
+  });
+
+  it('calls a coarse isotropic volume 3D: a 3 mm whole head is a 3D acquisition, not a stack of slices', () => {
+    const iso3: Geometry = { shape: [86, 86, 86], zooms: [3, 3, 3] };
+    expect(describeGeometry(iso3)).toBe('3.0x3.0x3.0 mm voxels, 258x258x258 mm field of view, whole-head 3D');
+    const flair = image('FLAIR', 'FLAIR');
+    expect(choose([[image('T2w', 'T2w'), axial2d], [flair, iso3]]).reference).toBe(flair);
   });
 
   it('then the higher resolution, then weighted images before maps, then suffix priority', () => {

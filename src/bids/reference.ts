@@ -16,8 +16,10 @@ export interface Geometry {
 
 /** Field of view (mm) at least this along every axis: the image covers a whole head. */
 export const WHOLE_HEAD_MM = 140;
-/** 3D: no voxel edge longer than this (mm), nor more than ISOTROPY times the shortest. */
-export const MAX_3D_VOXEL_MM = 1.6;
+/**
+ * 3D: no voxel edge more than ISOTROPY times the shortest (a 3D acquisition, whatever its voxel
+ * size: a 3 mm isotropic volume is 3D; 0.45x0.45x5 mm slices are not). Resolution ranks later.
+ */
 export const ISOTROPY = 2;
 
 interface Ranked {
@@ -42,7 +44,7 @@ function coverageOf(geometry: Geometry | null): number {
   const zooms = geometry.zooms.slice(0, 3);
   const fov = zooms.map((z, i) => z * (geometry.shape[i] ?? 0));
   const wholeHead = Math.min(...fov) >= WHOLE_HEAD_MM;
-  const threeD = Math.max(...zooms) <= MAX_3D_VOXEL_MM && Math.max(...zooms) <= ISOTROPY * Math.min(...zooms);
+  const threeD = Math.max(...zooms) <= ISOTROPY * Math.min(...zooms);
   return wholeHead ? (threeD ? 0 : 1) : 2;
 }
 
@@ -53,7 +55,7 @@ function rank(image: AnatImage, geometry: Geometry | null): Ranked {
   return { image, geometry, coverage: coverageOf(geometry), map, voxel };
 }
 
-const COVERAGE = ['whole-head 3D', 'whole head, not 3D', 'partial coverage', 'header unreadable'];
+const COVERAGE = ['whole-head 3D', 'whole head, 2D slices', 'partial coverage', 'header unreadable'];
 
 /** "1.0x1.0x1.2 mm voxels, 256x256x180 mm field of view, whole-head 3D" */
 export function describeGeometry(geometry: Geometry | null): string {
