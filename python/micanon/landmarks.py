@@ -52,6 +52,10 @@ EYE_EDGE_RADIUS_MM = (7.5, 16.0)
 HEADER_PRIOR_WEIGHT = 0.02
 # Below this score no pair is convincing and find_eyes returns None.
 MIN_EYE_SCORE = 0.5
+# Evidence that other checks lean on (the fit check's eye witness, the deface check) takes only
+# pairs at least this convincing: real globes of T1w and T2w heads score 0.85-0.95, while a pair
+# of round dark patches in a slab without orbits reached 0.72.
+TRUSTED_EYE_SCORE = 0.8
 
 
 @dataclass(frozen=True)
@@ -484,6 +488,13 @@ def _midline_profile(w: _Work, eyes: Eyes, half_width_mm: float = 6.0):
         if np.any(voxel < -0.5) or np.any(voxel > np.array(w.head.shape) - 0.5):
             cut[n] = True
     return down, prof, cut
+
+
+def trusted_eyes(volume, affine) -> Eyes | None:
+    """:func:`find_eyes`, kept only when the pair scores at least ``TRUSTED_EYE_SCORE``: the eyes
+    other checks may lean on (world mm of ``affine``), or None."""
+    eyes = find_eyes(volume, affine)
+    return eyes if eyes is not None and eyes.score >= TRUSTED_EYE_SCORE else None
 
 
 def find_face_points(volume, affine, eyes: Eyes | None = None) -> FacePoints:

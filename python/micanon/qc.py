@@ -41,7 +41,7 @@ from PIL import Image
 from micanon import face, render
 from micanon.anonymize import guard
 from micanon.io import StoredImage, read_image
-from micanon.landmarks import find_eyes, find_face_points
+from micanon.landmarks import find_face_points, trusted_eyes
 from micanon.space.similarity import otsu_threshold
 from micanon.anonymize.methods import background_value, deface
 
@@ -360,7 +360,7 @@ def face_landmarks_removed(before: StoredImage, after: StoredImage, brain_guard:
     inside ``brain_guard`` (native grid) is no face landmark, whatever its shape: it is ignored.
     """
     volume = before.real(0)
-    eyes = find_eyes(volume, before.affine)
+    eyes = trusted_eyes(volume, before.affine)
     points = [] if eyes is None else [("eye", eyes.centres[0]), ("eye", eyes.centres[1])]
     if eyes is not None:
         nose = find_face_points(volume, before.affine, eyes).nose_tip

@@ -22,7 +22,7 @@ from micanon.anonymize import fit_check, guard, native_brain
 from micanon.anonymize import masks as atlas_masks
 from micanon.anonymize import warp as warps
 from micanon.anonymize import methods as face_methods
-from micanon.landmarks import find_eyes
+from micanon.landmarks import trusted_eyes
 from micanon.space import grid
 from micanon.io import StoredImage, descrip_for, output_path_ok, read_image, to_stored, write_like
 from micanon.space.registration import (
@@ -273,7 +273,7 @@ def _check_fit(volume, affine, atlas_fit, brain: native_brain.NativeBrain, atlas
     """
     trusted = brain if brain.ok and atlas_fit.t1_like else None
     facts = fit_check.brain_evidence(brain, atlas_images, atlas_fit.native_to_atlas) if trusted else None
-    return fit_check.judge(atlas_fit.quality, trusted, facts, find_eyes(volume, affine), atlas_images.eyes,
+    return fit_check.judge(atlas_fit.quality, trusted, facts, trusted_eyes(volume, affine), atlas_images.eyes,
                            atlas_fit.native_to_atlas)
 
 

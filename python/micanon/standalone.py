@@ -33,7 +33,7 @@ from micanon.atlas.load import Atlas
 from micanon.io import StoredImage, read_image
 from micanon.anonymize.masks import pull_masks
 from micanon.space.registration import AtlasRegistration, register_to_atlas
-from micanon.session import load_atlas_images
+from micanon.session import ReferenceFit, fit_reference, load_atlas_images
 
 NO_ORIGINAL = "not checked: no --original"
 DEFACE_ALONE_RULE = "no face found by the CNN detector in any view of the image"
@@ -75,13 +75,18 @@ def check_image(
     reference = read_image(original) if original is not None else image_stored
     with tempfile.TemporaryDirectory(prefix="micanon-qc-") as work:
         log(f"registering {Path(reference.path).name} to the atlas")
-        fit = _register(reference, atlas, seed=seed, work_dir=work, t1w_contrast=reference_is_t1w)
-        registered = time.perf_counter()
-        registration = qc.Registration(fit.quality.metric, round(float(fit.quality.value), 4), fit.quality.flag)
         if original is None:
+            fit = _register(reference, atlas, seed=seed, work_dir=work, t1w_contrast=reference_is_t1w)
+            registered = time.perf_counter()
+            registration = qc.Registration(fit.quality.metric, round(float(fit.quality.value), 4), fit.quality.flag)
             record = _check_alone(image, method, fit.native_to_atlas, registration, output_dir, figures_dir, subject, session)
         else:
-            record = _check_pair(image, image_stored, original, reference, method, atlas, fit, registration,
+            # As the pipeline does: the original's own brain joins the guard, and the fit is judged.
+            reference_fit = _fit_original(reference, atlas, seed=seed, work_dir=work, t1w_contrast=reference_is_t1w, log=log)
+            registered = time.perf_counter()
+            quality = reference_fit.quality
+            registration = qc.Registration(quality.metric, round(float(quality.value), 4), quality.flag, quality.check)
+            record = _check_pair(image, image_stored, original, reference, method, atlas, reference_fit, registration,
                                  output_dir, figures_dir, subject, session, work)
     record["standalone"] = {
         "image": str(image),
@@ -106,15 +111,26 @@ def _register(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: str,
         raise ValueError(f"{reference.path}: registration to the atlas failed ({' '.join(str(exc).split())})") from exc
 
 
+def _fit_original(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: str, t1w_contrast: bool, log) -> ReferenceFit:
+    """The pipeline's reference fit of the original: atlas affine, its own brain, the fit check."""
+    try:
+        return fit_reference(reference.real(0), reference.affine, load_atlas_images(atlas), seed=seed, work_dir=work_dir,
+                             reference_is_t1w=t1w_contrast, log=log)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"{reference.path}: registration to the atlas failed ({' '.join(str(exc).split())})") from exc
+
+
 # ----------------------------------------------------------------------------- with an original
 
 
 def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: StoredImage, method: str, atlas: Atlas,
-                fit: AtlasRegistration, registration: qc.Registration, output_dir: Path, figures_dir: Path,
+                reference_fit: ReferenceFit, registration: qc.Registration, output_dir: Path, figures_dir: Path,
                 subject: str, session: str | None, work: str) -> dict[str, Any]:
     """The pipeline's QC record of IMAGE as the ``method`` output of ORIGINAL."""
+    fit = reference_fit.atlas_fit
     masks = pull_masks(load_atlas_images(atlas), stored.shape3d, stored.affine, fit.native_to_atlas,
-                       guard_mm=guard.GUARD_MM, with_face=False)
+                       guard_mm=guard.GUARD_MM, with_face=False,
+                       native_brain=reference_fit.brain.on_grid(stored.shape3d, stored.affine))
     mask_files = {}
     for role, mask in (("brain_guard", masks.brain_guard), ("face_roi", masks.face_roi)):
         mask_files[role] = Path(work) / f"original_desc-{role}_mask.nii"

@@ -12,7 +12,7 @@ failure (a fit shifted so the face ROI lands on the brain) must be refused outri
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +35,8 @@ class Head:
     volume: np.ndarray
     affine: np.ndarray
     t1w: bool = True
+    # maps this head's world points to its source's (the perturbation moved the head by its inverse)
+    to_source: np.ndarray = field(default_factory=lambda: np.eye(4))
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def _rotated(head: Head, degrees: float, axis: str = "x") -> Head:
     move[:3, 3] = centre[:3]
     back = np.eye(4)
     back[:3, 3] = -centre[:3]
-    return Head(head.volume, move @ turn @ back @ head.affine, head.t1w)
+    moved = move @ turn @ back
+    return Head(head.volume, moved @ head.affine, head.t1w, head.to_source @ np.linalg.inv(moved))
 
 
 def _axis_towards(affine: np.ndarray, world: np.ndarray) -> tuple[int, int]:
@@ -76,7 +79,7 @@ def _cut(head: Head, world: tuple[float, float, float], mm: float) -> Head:
     affine = head.affine.copy()
     if sign < 0:
         affine[:3, 3] = (head.affine @ np.r_[[n if a == axis else 0 for a in range(3)], 1.0])[:3]
-    return Head(np.ascontiguousarray(head.volume[tuple(index)]), affine, head.t1w)
+    return replace(head, volume=np.ascontiguousarray(head.volume[tuple(index)]), affine=affine)
 
 
 def _long_neck(head: Head, mm: float = 60.0) -> Head:
@@ -89,7 +92,7 @@ def _long_neck(head: Head, mm: float = 60.0) -> Head:
     affine = head.affine.copy()
     if sign < 0:
         affine[:3, 3] = (head.affine @ np.r_[[-n if a == axis else 0 for a in range(3)], 1.0])[:3]
-    return Head(volume, affine, head.t1w)
+    return replace(head, volume=volume, affine=affine)
 
 
 def _t2_like(head: Head) -> Head:
@@ -97,7 +100,7 @@ def _t2_like(head: Head) -> Head:
     v = head.volume.astype(np.float32)
     inside = v > np.percentile(v, 60) * 0.3
     out = np.where(inside, np.percentile(v[inside], 99) - v, 0).clip(0)
-    return Head(out.astype(np.float32), head.affine, t1w=False)
+    return replace(head, volume=out.astype(np.float32), t1w=False)
 
 
 def _regrid(head: Head, zooms: tuple[float, float, float]) -> Head:
@@ -106,7 +109,7 @@ def _regrid(head: Head, zooms: tuple[float, float, float]) -> Head:
     shape = tuple(int(n) for n in np.maximum(np.floor(np.asarray(head.volume.shape[:3]) / factor), 1))
     affine = head.affine.copy()
     affine[:3, :3] = head.affine[:3, :3] * factor
-    return Head(resample(head.volume, head.affine, shape, affine), affine, head.t1w)
+    return replace(head, volume=resample(head.volume, head.affine, shape, affine), affine=affine)
 
 
 def _oblique_slab(head: Head) -> Head:
@@ -144,7 +147,7 @@ CASES = [
 
 def load_source(source: str, atlas_images=None) -> Head | None:
     """The unperturbed head of a case, or None where its data is absent."""
-    if source == "atlas":
+    if source == "atlas":  # the atlas head lives in atlas space: its true fit is the identity
         return Head(np.asarray(atlas_images.template, np.float32), atlas_images.affine)
     path = {"A": PERSON_A, "B": PERSON_B}[source]
     if not path.exists():
@@ -189,6 +192,21 @@ def run_case(case: Case, atlas_images, work_dir: str):
         session.register_to_atlas = real
 
 
+def fit_error_mm(native_to_atlas: np.ndarray, head: Head, source_fit: np.ndarray | None, atlas_images) -> str:
+    """How far (mm, mean and max over the atlas brain) a case's fit lands from its source's own
+    fit carried through the known perturbation: the ground truth of a perturbed head. For an
+    atlas case the source fit is the identity (the atlas head is in atlas space)."""
+    if source_fit is None:
+        return "-"
+    truth = source_fit @ head.to_source
+    points = np.argwhere(atlas_images.brain[::4, ::4, ::4]) * 4
+    world = points @ atlas_images.affine[:3, :3].T + atlas_images.affine[:3, 3]
+    gap = (np.linalg.inv(native_to_atlas) - np.linalg.inv(truth))
+    moved = world @ gap[:3, :3].T + gap[:3, 3]
+    distance = np.linalg.norm(moved, axis=1)
+    return f"{distance.mean():.1f} / {distance.max():.1f}"
+
+
 def main() -> None:
     import tempfile
 
@@ -196,17 +214,21 @@ def main() -> None:
     from micanon.session import load_atlas_images
 
     atlas_images = load_atlas_images(load_atlas(default_atlas_dir()))
-    print("| case | expected | fit check | hard | witnesses (brain, eyes, similarity) | evidence | native brain |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | expected | fit check | hard | fit error (mm) | witnesses (brain, eyes, similarity) | evidence | native brain |")
+    print("|---|---|---|---|---|---|---|---|")
+    source_fits = {"atlas": np.eye(4)}
     for case in CASES:
         with tempfile.TemporaryDirectory() as work:
-            fit, _ = run_case(case, atlas_images, work)
+            fit, head = run_case(case, atlas_images, work)
         if fit is None:
-            print(f"| {case.name} | {case.fit} | skipped: data absent | | | | |")
+            print(f"| {case.name} | {case.fit} | skipped: data absent | | | | | |")
             continue
+        if case.make is _same and case.shift_fit_mm is None:
+            source_fits[case.source] = fit.atlas_fit.native_to_atlas
+        error = fit_error_mm(fit.atlas_fit.native_to_atlas, head, source_fits.get(case.source), atlas_images)
         w = fit.check.witnesses
         ev = ", ".join(f"{k} {v}" for k, v in fit.check.evidence.items() if k != "similarity_metric")
-        print(f"| {case.name} | {case.fit}{' (hard)' if case.hard else ''} | {fit.check.flag} | {fit.check.hard} | "
+        print(f"| {case.name} | {case.fit}{' (hard)' if case.hard else ''} | {fit.check.flag} | {fit.check.hard} | {error} | "
               f"{w['brain']}, {w['eyes']}, {w['similarity']} | {ev} | {fit.brain.volume_ml:.0f} ml {'ok' if fit.brain.ok else fit.brain.note} |",
               flush=True)
 

@@ -31,6 +31,11 @@ POOR_HEAD_DICE = 0.94
 # fit scores this much higher (NCC at 8 mm): a wrong quarter turn of a real head can score
 # nearly as well at 8 mm as the right pose.
 TURN_MARGIN_NCC = 0.05
+# A stand-in is T1-like when, inside the template's head (away from the air around it, which
+# every contrast shows dark), its fitted voxels correlate with the T1w template at least this much:
+# the T1w's own tissue contrast gives a clearly positive correlation there, an inverted one
+# (T2w, FLAIR's dark fluid under a bright cortex) a negative or weak one.
+T1_LIKE_NCC = 0.4
 # The same for a contrast standing in for a missing T1w, whose poses are scored by mutual
 # information (nats, 8 mm): NCC with the T1w template ranks an inverted contrast's poses wrongly.
 TURN_MARGIN_MI = 0.05
@@ -248,7 +253,7 @@ def register_to_atlas(
     # A stand-in is judged by what it is, not by its name: one whose fitted head correlates with
     # the T1w template like a T1w does (a T1w named FLAIR) is scored and treated as a T1w.
     ncc = score if t1w_contrast else normalized_correlation(moved, tpl_fine, head_fine)
-    t1_like = t1w_contrast or ncc >= POOR_NCC
+    t1_like = t1w_contrast or contrast_correlation(moved, tpl_fine) >= T1_LIKE_NCC
     if t1_like:
         quality = Quality("ncc", ncc, seconds, "ok" if ncc >= POOR_NCC else "poor")
     else:
@@ -257,6 +262,13 @@ def register_to_atlas(
     log(f"{'T1w' if t1w_contrast else 'reference'} -> atlas: {quality.metric} {quality.value:.3f} in {seconds:.1f} s ({quality.flag})"
         + ("" if t1w_contrast or not t1_like else "; T1-like contrast"))
     return AtlasRegistration(native_to_atlas=np.linalg.inv(atlas_to_native), quality=quality, t1_like=t1_like)
+
+
+def contrast_correlation(moved: np.ndarray, template: np.ndarray) -> float:
+    """NCC of an image already fitted onto the template grid with the template, inside the
+    template's head eroded by two voxels: tissue contrast, not head against air."""
+    inside = ndimage.binary_erosion(head_mask(template), iterations=2)
+    return normalized_correlation(moved, template, inside)
 
 
 def head_overlap(native: np.ndarray, native_affine: np.ndarray, template: np.ndarray, template_affine: np.ndarray,
