@@ -47,6 +47,8 @@ const checksSchema = z.looseObject({
     value: z.number().int().nonnegative(),
     guard_voxels: z.number().int().nonnegative(),
     pass: z.boolean(),
+    /** Set when the fit put the face ROI inside the subject's own brain: the check fails on it. */
+    face_roi_in_brain: z.string().optional(),
   }),
   header: z.looseObject({
     pass: z.boolean(),
@@ -59,6 +61,8 @@ const checksSchema = z.looseObject({
     detail: z.string(),
     /** "inconclusive" when the input shows no face the detectors trust: passes, but says so. */
     verdict: z.enum(['pass', 'fail', 'inconclusive']).optional(),
+    /** What decided: the renders, the landmarks found in the volume (deface), or none. */
+    evidence: z.string().optional(),
   }),
   /** Per view: the face detectors that fired (e.g. ["hog", "cnn"]); an empty list means none. */
   face_views_input: viewMap(z.array(z.string())),
@@ -83,6 +87,16 @@ const checksSchema = z.looseObject({
     value: z.number().nullable(),
     flag: z.enum(['ok', 'scanner', 'poor']),
     pass: z.boolean(),
+    /** The fit check of the session's reference (python/micanon/anonymize/fit_check.py). */
+    check: z
+      .looseObject({
+        flag: z.string(),
+        hard: z.boolean(),
+        witnesses: z.record(z.string(), z.enum(['ok', 'poor', 'abstain'])),
+        evidence: z.record(z.string(), z.union([z.number(), z.string(), z.null()])),
+        reason: z.string(),
+      })
+      .optional(),
   }),
 });
 

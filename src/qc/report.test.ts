@@ -146,6 +146,25 @@ describe('writeParticipantReport', () => {
     expect(page).not.toContain('<span class="badge fail">');
   });
 
+  it('shows the fit check witnesses, what decided the face check, and a face ROI refused inside the brain', () => {
+    const base = failedRecord({ method: 'deface' });
+    const check = {
+      flag: 'poor', hard: true, reason: 'the fit puts 4.2 ml of the face ROI inside the brain',
+      witnesses: { brain: 'poor' as const, eyes: 'ok' as const, similarity: 'ok' as const },
+      evidence: { brain_dice: 0.71, eye_error_mm: 6.1, similarity_metric: 'ncc' },
+    };
+    const checks = {
+      ...base.checks,
+      brain_voxels_changed: { ...base.checks.brain_voxels_changed, pass: false, face_roi_in_brain: check.reason },
+      face: { ...base.checks.face, evidence: 'landmarks' },
+      registration: { metric: 'ncc', value: 0.8, flag: 'poor' as const, pass: false, check },
+    };
+    const page = participantReportHtml({ subject: '01', records: [{ ...base, checks }], existingRenders: new Set() });
+    expect(page).toContain('fit check: poor; witnesses: brain poor, eyes ok, similarity ok (brain_dice 0.71, eye_error_mm 6.1)');
+    expect(page).toContain('the fit puts 4.2 ml of the face ROI inside the brain: refused');
+    expect(page).toContain('decided by: landmarks');
+  });
+
   it('labels the slice figures as projections when QC drew MIPs (an input with no head surface)', () => {
     const slicePage = participantReportHtml({ subject: '01', records: [goodRecord()], existingRenders: new Set() });
     expect(slicePage).toContain('Mid-sagittal, before');

@@ -146,21 +146,32 @@ function yardstick(identity: NonNullable<QcRecord['checks']['identity']>): Html 
   return html`<div class="muted">for scale, the same views of this input with its face removed (as deface leaves it): ${perView}${blind.length ? html`; not deciding, as removing the face moves them no further than the threshold: ${blind.join(', ')}` : ''}</div>`;
 }
 
+/** The fit check's witnesses and figures, one muted line: "witnesses: brain ok, eyes ok, similarity poor (brain_dice 0.94, ...)". */
+function fitCheckLine(check: QcRecord['checks']['registration']['check']): Html | string {
+  if (!check) return '';
+  const witnesses = Object.entries(check.witnesses).map(([name, say]) => `${name} ${say}`).join(', ');
+  const figures = Object.entries(check.evidence)
+    .filter(([, value]) => typeof value === 'number')
+    .map(([name, value]) => `${name} ${String(value)}`)
+    .join(', ');
+  return html`<br><span class="muted">fit check: ${check.flag}; witnesses: ${witnesses}${figures ? ` (${figures})` : ''}${check.reason ? `; ${check.reason}` : ''}</span>`;
+}
+
 function checksTable(record: QcRecord): Html {
   const { checks } = record;
   const brain = checks.brain_voxels_changed;
   const reg = checks.registration;
   const differences = checks.header.differences.map((d) => (typeof d === 'string' ? d : JSON.stringify(d)));
   return html`<table class="checks"><thead><tr><th>Check</th><th>Result</th><th>Detail</th></tr></thead><tbody>
-<tr><th>Brain voxels changed</th><td>${passBadge(brain.pass)}</td><td>${brain.value.toLocaleString('en-US')} of ${brain.guard_voxels.toLocaleString('en-US')} guarded voxels differ from the input</td></tr>
+<tr><th>Brain voxels changed</th><td>${passBadge(brain.pass)}</td><td>${brain.value.toLocaleString('en-US')} of ${brain.guard_voxels.toLocaleString('en-US')} guarded voxels differ from the input${brain.face_roi_in_brain ? html`<br><span class="muted">${brain.face_roi_in_brain}: refused</span>` : ''}</td></tr>
 <tr><th>Header</th><td>${passBadge(checks.header.pass)}</td><td>${
     differences.length === 0
       ? 'shape, affine, qform/sform, data type and scaling kept'
       : html`<ul class="diffs">${differences.map((d) => html`<li>${d}</li>`)}</ul>`
   }</td></tr>
-<tr><th>Face</th><td>${faceBadge(checks.face)}</td><td>${checks.face.rule}${checks.face.detail ? html`<br><span class="muted">${checks.face.detail}</span>` : ''}</td></tr>
+<tr><th>Face</th><td>${faceBadge(checks.face)}</td><td>${checks.face.rule}${checks.face.detail ? html`<br><span class="muted">${checks.face.detail}</span>` : ''}${checks.face.evidence ? html`<br><span class="muted">decided by: ${checks.face.evidence}</span>` : ''}</td></tr>
 ${identityRow(record)}
-<tr><th>Registration</th><td>${registrationBadge(record)}</td><td><code>${reg.metric}</code> = ${reg.value === null ? 'n/a' : reg.value.toFixed(3)}</td></tr>
+<tr><th>Registration</th><td>${registrationBadge(record)}</td><td><code>${reg.metric}</code> = ${reg.value === null ? 'n/a' : reg.value.toFixed(3)}${fitCheckLine(reg.check)}</td></tr>
 </tbody></table>`;
 }
 
