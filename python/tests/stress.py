@@ -46,7 +46,9 @@ class Case:
     make: Callable[[Head], Head]
     fit: str  # expected fit-check flag: "ok" or "poor"
     hard: bool = False  # expected: refused outright (face ROI inside the brain)
-    shift_fit_mm: tuple[float, float, float] | None = None  # planted failure: the fit moved by this (atlas mm)
+    # planted failure: native_to_atlas followed by this shift (atlas mm); (0, +25, -20) carries the
+    # atlas face ROI 25 mm back and 20 mm up in the head, onto the frontal lobe
+    shift_fit_mm: tuple[float, float, float] | None = None
     why: str = ""
 
 
@@ -140,7 +142,7 @@ CASES = [
     Case("B rotated 30 deg", "B", lambda h: _rotated(h, -30.0, "x"), "ok"),
     Case("B long neck", "B", _long_neck, "ok", why="60 mm more below the head"),
     Case("atlas head at 2 mm", "atlas", lambda h: _regrid(h, (2.0, 2.0, 2.0)), "ok", why="a population average"),
-    Case("A fit shifted into the brain", "A", _same, "poor", hard=True, shift_fit_mm=(0.0, -25.0, 20.0),
+    Case("A fit shifted into the brain", "A", _same, "poor", hard=True, shift_fit_mm=(0.0, 25.0, -20.0),
          why="planted failure: the face ROI lands on the frontal lobe"),
 ]
 

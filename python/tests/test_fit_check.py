@@ -13,9 +13,11 @@ from micanon.space.registration import Quality
 GOOD_SIMILARITY = Quality("ncc", 0.85, 1.0, "ok")
 POOR_SIMILARITY = Quality("ncc", 0.70, 1.0, "poor")
 BRAIN = NativeBrain(np.ones((2, 2, 2), bool), np.eye(4), "robex", 1.0, 1500.0, True, "")
-GOOD_BRAIN = {"brain_dice": 0.93, "brain_excess_mm": 5.0, "face_roi_in_brain_ml": 0.0}
-POOR_BRAIN = {"brain_dice": 0.70, "brain_excess_mm": 20.0, "face_roi_in_brain_ml": 0.0}
-FACE_IN_BRAIN = {"brain_dice": 0.90, "brain_excess_mm": 8.0, "face_roi_in_brain_ml": 4.0}
+GOOD_BRAIN = {"brain_dice": 0.93, "brain_excess_mm": 5.0, "face_roi_in_brain_ml": 0.0, "face_roi_deep_in_brain_ml": 0.0}
+POOR_BRAIN = {"brain_dice": 0.70, "brain_excess_mm": 20.0, "face_roi_in_brain_ml": 0.0, "face_roi_deep_in_brain_ml": 0.0}
+FACE_IN_BRAIN = {"brain_dice": 0.90, "brain_excess_mm": 8.0, "face_roi_in_brain_ml": 6.0, "face_roi_deep_in_brain_ml": 4.0}
+# a frontal pole reaching into the face ROI's edge at a good fit: anatomy, not a misfit
+FACE_AT_BRAIN_EDGE = {"brain_dice": 0.93, "brain_excess_mm": 9.0, "face_roi_in_brain_ml": 3.3, "face_roi_deep_in_brain_ml": 0.0}
 
 
 def eyes_at(*centres) -> Eyes:
@@ -59,7 +61,12 @@ def test_a_face_roi_inside_the_brain_is_refused_whatever_the_other_witnesses_say
     check = verdict(GOOD_SIMILARITY, FACE_IN_BRAIN, NEAR_EYES)
     assert check.flag == "poor" and check.hard
     assert "inside the brain" in check.reason
-    assert check.as_dict()["evidence"]["face_roi_in_brain_ml"] == 4.0
+    assert check.as_dict()["evidence"]["face_roi_deep_in_brain_ml"] == 4.0
+
+
+def test_a_face_roi_meeting_the_brain_edge_is_anatomy_not_a_misfit():
+    check = verdict(GOOD_SIMILARITY, FACE_AT_BRAIN_EDGE, NEAR_EYES)
+    assert check.flag == "ok" and not check.hard
 
 
 def test_an_untrusted_brain_abstains_and_says_why():

@@ -12,9 +12,9 @@ Three witnesses, each "ok", "poor" or "abstain" (cannot tell on this head):
   contrast): one witness, not the judge, since a head unlike the template scores low when fitted
   well.
 
-The rule (calibrated in docs/brain-guard.md): a fit that puts any of the face ROI inside the
-subject's own brain (more than ``MAX_FACE_IN_BRAIN_ML``) is wrong, whatever else is said, and
-its outputs are refused outright (``hard``). Otherwise the fit is poor when most witnesses that
+The rule (calibrated in docs/brain-guard.md): a fit that puts the face ROI deep inside the
+subject's own brain (more than ``MAX_FACE_IN_BRAIN_ML`` deeper than ``FACE_DEPTH_MM``) is wrong,
+whatever else is said, and its outputs are refused outright (``hard``). Otherwise the fit is poor when most witnesses that
 speak say poor; a tie goes to the first speaking witness in the order brain, eyes, similarity.
 """
 
@@ -40,8 +40,11 @@ MAX_BRAIN_EXCESS_MM = 12.0
 FACE_SIDE_MM = 30.0
 # eyes witness: poor when the carried atlas eyes sit further than this from the eyes found.
 MAX_EYE_ERROR_MM = 12.0
-# Face ROI inside the subject's own brain beyond this volume: the fit is wrong (the guard took
-# those voxels back, but the rest of the face ROI was placed by the same wrong fit).
+# Face ROI deeper than FACE_DEPTH_MM inside the subject's own brain, beyond this volume: the fit is
+# wrong (the guard took those voxels back, but the rest of the face ROI was placed by the same
+# wrong fit). A shallower overlap is anatomy, not a misfit: a frontal pole reaching further than
+# the atlas's meets the face ROI's edge at a good fit (the guard then keeps it).
+FACE_DEPTH_MM = 5.0
 MAX_FACE_IN_BRAIN_ML = 0.5
 
 WITNESS_ORDER = ("brain", "eyes", "similarity")
@@ -75,10 +78,12 @@ def brain_evidence(brain: NativeBrain, atlas: AtlasImages, native_to_atlas: np.n
     excess = 0.0
     if near_face.any():
         excess = float(ndimage.distance_transform_edt(~atlas_brain, sampling=zooms)[near_face].max())
+    depth = ndimage.distance_transform_edt(own, sampling=zooms)
     return {
         "brain_dice": round(dice(atlas_brain, own), 4),
         "brain_excess_mm": round(excess, 1),
         "face_roi_in_brain_ml": round(float((face_roi & own).sum()) * voxel_ml, 2),
+        "face_roi_deep_in_brain_ml": round(float((face_roi & (depth > FACE_DEPTH_MM)).sum()) * voxel_ml, 2),
     }
 
 
@@ -110,9 +115,10 @@ def judge(
         evidence.update(brain_facts)
         poor_brain = brain_facts["brain_dice"] < MIN_BRAIN_DICE or brain_facts["brain_excess_mm"] > MAX_BRAIN_EXCESS_MM
         witnesses["brain"] = "poor" if poor_brain else "ok"
-        if brain_facts["face_roi_in_brain_ml"] > MAX_FACE_IN_BRAIN_ML:
+        if brain_facts["face_roi_deep_in_brain_ml"] > MAX_FACE_IN_BRAIN_ML:
             hard = True
-            reasons.append(f"the fit puts {brain_facts['face_roi_in_brain_ml']:.1f} ml of the face ROI inside the brain")
+            reasons.append(f"the fit puts {brain_facts['face_roi_deep_in_brain_ml']:.1f} ml of the face ROI more than "
+                           f"{FACE_DEPTH_MM:.0f} mm inside the brain")
     else:
         witnesses["brain"] = "abstain"
         evidence["brain_note"] = "no trusted native brain" if brain is None else (brain.note or "not trusted for this contrast")
