@@ -39,6 +39,11 @@ function filesUnder(dir: string): string[] {
     .sort();
 }
 
+function filesAndFolders(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true }).map(String);
+}
+
 /** Every file's digest, leaving out what records when it ran (logs, the pages' timestamps). */
 function outputDigest(dir: string): Record<string, string> {
   const digest: Record<string, string> = {};
@@ -154,7 +159,9 @@ describe('SIGKILL at five points of a run, then a rerun', () => {
       hold: 'registration',
       kill: async (run) => {
         const pid = enginePid(await waitFor(run, /micanon-test-hold registration engine-pid=(\d+)/));
-        await new Promise((r) => setTimeout(r, 2500)); // past reading the image, into the registration
+        // ANTs works in a temporary folder of the session's work folder (space/ants.py) while it registers.
+        const registering = () => filesAndFolders(work).some((f) => /^micanon-work-[^/]+\/sub-example\/tmp[^/]*$/.test(f));
+        expect(await waitUntil(registering, 120_000, 20)).toBe(true);
         return pid;
       },
     },
