@@ -160,7 +160,8 @@ def anonymize_session(
         _keep(work_dir, t1_item, "T1w", atlas_fit.native_to_atlas, warp)
     qc_inputs = _qc_inputs(work_dir, t1_item, "reference", atlas_fit.native_to_atlas)
 
-    reference_record = {"path": reference, "registration": quality.as_dict(), "native_brain": brain.as_dict()}
+    reference_record = {"path": reference, "registration": quality.as_dict(),
+                        "native_brain": {**brain.as_dict(), "guard_mm": guard.margin_mm(brain.ok)}}
     records = _run_methods(t1_item, methods, outputs.get(reference, {}), warp, version, log,
                            reference_quality=quality, timings=timings, qc_inputs=qc_inputs)
 
@@ -220,7 +221,7 @@ def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atl
     own_brain = brain.on_grid(stored.shape3d, stored.affine, image_to_t1w)
     masks = atlas_masks.pull_masks(
         atlas_images, stored.shape3d, stored.affine,
-        native_to_atlas @ image_to_t1w, guard_mm=guard.GUARD_MM,
+        native_to_atlas @ image_to_t1w, guard_mm=guard.margin_mm(brain.ok),
         with_face=bool({"reface", "warpface"} & set(methods)), native_brain=own_brain,
     )
     return _Image(
@@ -255,6 +256,12 @@ def fit_reference(volume: np.ndarray, affine: np.ndarray, atlas_images, *, robus
     )
     timings.add("t1w_to_atlas", start)
     brain = brain_later.result()
+    if brain.ok and not atlas_fit.t1_like:
+        # ROBEX is trained on T1w heads: on other contrasts its mask takes skull, scalp, orbits and
+        # even the face, which would shield the face from removal. Not used: the guard is the
+        # atlas brain alone, and the fit has no brain witness (docs/brain-guard.md).
+        brain = replace(brain, mask=np.zeros_like(brain.mask), ok=False,
+                        note=f"not a T1-like contrast: ROBEX's mask ({brain.volume_ml:.0f} ml) is not used")
     timings["native_brain"] = round(time.perf_counter() - brain_start, 3)
     log(f"native brain ({brain.method}): " + (f"{brain.volume_ml:.0f} ml in {brain.seconds:.1f} s" if brain.ok else brain.note))
     start = time.perf_counter()
@@ -268,10 +275,9 @@ def fit_reference(volume: np.ndarray, affine: np.ndarray, atlas_images, *, robus
 def _check_fit(volume, affine, atlas_fit, brain: native_brain.NativeBrain, atlas_images) -> fit_check.FitCheck:
     """The reference's fit judged by evidence that does not come through it (fit_check).
 
-    ROBEX's brain speaks only for a T1-like reference (it is trained on T1w heads; on other
-    contrasts it still widens the guard, but is no witness).
+    ROBEX's brain speaks only for a T1-like reference (:func:`fit_reference` drops it otherwise).
     """
-    trusted = brain if brain.ok and atlas_fit.t1_like else None
+    trusted = brain if brain.ok else None
     facts = fit_check.brain_evidence(brain, atlas_images, atlas_fit.native_to_atlas) if trusted else None
     return fit_check.judge(atlas_fit.quality, trusted, facts, trusted_eyes(volume, affine), atlas_images.eyes,
                            atlas_fit.native_to_atlas)

@@ -129,7 +129,7 @@ def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: 
     """The pipeline's QC record of IMAGE as the ``method`` output of ORIGINAL."""
     fit = reference_fit.atlas_fit
     masks = pull_masks(load_atlas_images(atlas), stored.shape3d, stored.affine, fit.native_to_atlas,
-                       guard_mm=guard.GUARD_MM, with_face=False,
+                       guard_mm=guard.margin_mm(reference_fit.brain.ok), with_face=False,
                        native_brain=reference_fit.brain.on_grid(stored.shape3d, stored.affine))
     mask_files = {}
     for role, mask in (("brain_guard", masks.brain_guard), ("face_roi", masks.face_roi)):

@@ -44,29 +44,19 @@ def test_qform_0_with_an_sform_reads_as_the_sform(tmp_path):
     assert np.allclose(original.affine, sform_only.affine)
 
 
-def test_a_fit_that_puts_the_face_on_the_brain_is_refused_by_the_brain_check(atlas_images, tmp_path, monkeypatch):
+def test_a_fit_that_puts_the_face_on_the_brain_is_refused_by_the_brain_check(atlas_images, tmp_path):
     """The planted failure, end to end in the engine: the guard keeps every brain voxel, and QC's
     brain check (which --qc-fail-ok cannot override) fails, naming the face ROI in the brain."""
     if not stress.PERSON_A.exists():
         pytest.skip("person A's data is absent (../shared/data)")
-    from micanon import session
-
     planted = next(c for c in stress.CASES if c.shift_fit_mm is not None)
-    real = session.register_to_atlas
-    shift = np.eye(4)
-    shift[:3, 3] = planted.shift_fit_mm
-
-    def shifted(*args, **kwargs):
-        fit = real(*args, **kwargs)
-        return type(fit)(native_to_atlas=shift @ fit.native_to_atlas, quality=fit.quality, t1_like=fit.t1_like)
-
-    monkeypatch.setattr(session, "register_to_atlas", shifted)
     bids = stress.PERSON_A.parents[3]
     out = tmp_path / "out"
     output = out / "sub-A_ses-01_desc-defaced_T1w.nii.gz"
     out.mkdir()
-    result = anonymize_session(str(stress.PERSON_A), [], ["deface"], real_atlas(), {str(stress.PERSON_A): {"deface": str(output)}},
-                               work_dir=str(tmp_path / "work"))
+    with stress.shifted_fit(planted.shift_fit_mm):
+        result = anonymize_session(str(stress.PERSON_A), [], ["deface"], real_atlas(), {str(stress.PERSON_A): {"deface": str(output)}},
+                                   work_dir=str(tmp_path / "work"))
     record = result["images"][0]
     assert record["brain_voxels_changed"] == 0 and record["native_brain_voxels_changed"] == 0
     assert record["registration"]["check"]["hard"] is True

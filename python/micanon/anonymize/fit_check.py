@@ -80,6 +80,7 @@ def brain_evidence(brain: NativeBrain, atlas: AtlasImages, native_to_atlas: np.n
         excess = float(ndimage.distance_transform_edt(~atlas_brain, sampling=zooms)[near_face].max())
     depth = ndimage.distance_transform_edt(own, sampling=zooms)
     return {
+        "brain_containment": round(float((atlas_brain & own).sum()) / max(int(atlas_brain.sum()), 1), 4),
         "brain_dice": round(dice(atlas_brain, own), 4),
         "brain_excess_mm": round(excess, 1),
         "face_roi_in_brain_ml": round(float((face_roi & own).sum()) * voxel_ml, 2),

@@ -17,6 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 
 GUARD_MM = 4.0
+# Without the subject's own brain (a reference that is not T1-like, or an extraction that failed)
+# the guard is the atlas brain alone, grown by this much more: a real frontal pole reaches up to
+# 9 mm beyond the carried atlas brain (persons A and B at good fits), and a fit judged without a
+# brain witness can be 8-9 mm off at the brain's edge (docs/brain-guard.md). Deface then removes
+# less of the face near the brow; the face check says whether what is left still shows one.
+WITHOUT_OWN_BRAIN_MM = 16.0
+
+
+def margin_mm(own_brain: bool) -> float:
+    """The guard's growth (mm): ``GUARD_MM`` with the subject's own brain, ``WITHOUT_OWN_BRAIN_MM`` without."""
+    return GUARD_MM if own_brain else WITHOUT_OWN_BRAIN_MM
 
 
 @dataclass(frozen=True)
