@@ -82,7 +82,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
       addJsonLogFile(path.join(config.outputDir, 'logs', `micanon_${started.toISOString().replace(/[:.]/g, '-')}_${process.pid}.jsonl`));
     }
     log.info(
-      `micanon ${packageVersion}: ${plans.length} session(s), methods ${config.methods.join(', ')}, ` +
+      `micanon ${packageVersion}: ${accepted.length === plans.length ? plans.length : `${accepted.length} of ${plans.length}`} session(s), methods ${config.methods.join(', ')}, ` +
         `${config.nthreads} thread(s), layout ${config.outputLayout}`,
     );
     for (const participant of inputs) {
