@@ -217,7 +217,7 @@ async function stagesFromLogs(outDir, wall) {
   return {
     stages: rounded,
     sessionSeconds: session,
-    outputs: record.outputs.map((o) => ({ input: o.input, method: o.method, status: o.status, brainVoxelsChanged: o.brainVoxelsChanged, seconds: o.seconds })),
+    outputs: record.outputs.map((o) => ({ input: o.input, method: o.method, status: o.status, brainVoxelsChanged: o.brainVoxelsChanged, seconds: o.methodSeconds })),
   };
 }
 

@@ -125,6 +125,17 @@ def test_a_head_a_mislabelled_header_turned_is_landed(atlas, turn, robust, tmp_p
     assert fit.quality.flag == "ok" and error["face"] < MAX_ERROR_MM and error["brain"] < MAX_ERROR_MM, error
 
 
+def test_a_t1w_named_as_another_contrast_registers_exactly_as_a_t1w(atlas, tmp_path):
+    """Judged by what it is, not by its name: a stand-in with a T1w's tissue contrast gets the
+    T1w's own fit and score (a T1w named FLAIR must pass as the T1w does)."""
+    atlas_to_native = pose((6.0, -4.0, 5.0), (3.0, -8.0, 12.0))
+    data, affine = moved_head(atlas, atlas_to_native, "LAS")
+    as_t1w = register_to_atlas(data, affine, atlas.template, atlas.affine, atlas.head, work_dir=str(tmp_path))
+    as_flair = register_to_atlas(data, affine, atlas.template, atlas.affine, atlas.head, work_dir=str(tmp_path), t1w_contrast=False)
+    assert as_flair.t1_like and as_flair.quality.metric == "ncc"
+    assert np.array_equal(as_flair.native_to_atlas, as_t1w.native_to_atlas)
+
+
 def test_another_contrast_standing_in_is_judged_by_head_overlap(atlas, tmp_path):
     """A session with no T1w: a T2w-like head (contrast inverted inside the head) is fitted as
     well and judged by the overlap of its head with the template's (the built-in example's T2w

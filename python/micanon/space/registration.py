@@ -250,18 +250,19 @@ def register_to_atlas(
         moved = resample(t1_fine, t1_fine_aff, tpl_fine.shape, tpl_fine_aff, atlas_to_native)
         score = similarity(moved, tpl_fine, head_fine)
     seconds = time.perf_counter() - start
-    # A stand-in is judged by what it is, not by its name: one whose fitted head correlates with
-    # the T1w template like a T1w does (a T1w named FLAIR) is scored and treated as a T1w.
-    ncc = score if t1w_contrast else normalized_correlation(moved, tpl_fine, head_fine)
-    t1_like = t1w_contrast or contrast_correlation(moved, tpl_fine) >= T1_LIKE_NCC
-    if t1_like:
-        quality = Quality("ncc", ncc, seconds, "ok" if ncc >= POOR_NCC else "poor")
+    # A stand-in is judged by what it is, not by its name: one whose fitted head shows a T1w's tissue
+    # contrast (a T1w named FLAIR) is registered again exactly as a T1w is, and treated as one.
+    if not t1w_contrast and contrast_correlation(moved, tpl_fine) >= T1_LIKE_NCC:
+        log("reference -> atlas: a T1-like contrast; registered as a T1w")
+        return register_to_atlas(t1w, t1w_affine, template, template_affine, template_head, robust=robust, seed=seed,
+                                 work_dir=work_dir, log=log, t1w_contrast=True)
+    if t1w_contrast:
+        quality = Quality("ncc", score, seconds, "ok" if score >= POOR_NCC else "poor")
     else:
         overlap = head_overlap(t1_fine, t1_fine_aff, tpl_fine, tpl_fine_aff, atlas_to_native)
         quality = Quality("head_dice", overlap, seconds, "ok" if overlap >= POOR_HEAD_DICE else "poor")
-    log(f"{'T1w' if t1w_contrast else 'reference'} -> atlas: {quality.metric} {quality.value:.3f} in {seconds:.1f} s ({quality.flag})"
-        + ("" if t1w_contrast or not t1_like else "; T1-like contrast"))
-    return AtlasRegistration(native_to_atlas=np.linalg.inv(atlas_to_native), quality=quality, t1_like=t1_like)
+    log(f"{'T1w' if t1w_contrast else 'reference'} -> atlas: {quality.metric} {quality.value:.3f} in {seconds:.1f} s ({quality.flag})")
+    return AtlasRegistration(native_to_atlas=np.linalg.inv(atlas_to_native), quality=quality, t1_like=t1w_contrast)
 
 
 def contrast_correlation(moved: np.ndarray, template: np.ndarray) -> float:
