@@ -5,9 +5,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    // Engine tests start a real Python process (antspyx import ~2.5 s, registrations take longer).
-    testTimeout: 180_000,
-    hookTimeout: 180_000,
+    // Engine tests start a real Python process (antspyx import ~2.5 s); a session extracts its
+    // reference's brain with ROBEX (about a minute per new head) besides registering it.
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
     // Two cores: running suites that each start Python in parallel only slows both.
     fileParallelism: false,
     // ROBEX's brain of the same head is the same mask (fixed seed): one extraction per head for the
