@@ -85,3 +85,42 @@ def test_on_grid_keeps_every_voxel_that_touches_the_brain(fake_robex):
     radius = np.linalg.norm(centres, axis=1).reshape(fine_shape)
     assert mask[radius < 58].all()  # the whole brain (r < 60 mm, less a coarse voxel's reach) is kept
     assert not mask[radius > 66].any()  # and it grows by at most about one coarse voxel
+
+
+def test_robex_dies_with_the_engine(tmp_path):
+    """A SIGKILLed engine leaves no ROBEX behind (the child has a parent-death signal)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    volume, affine, _ = _head()
+    np.save(tmp_path / "head.npy", volume)
+    np.save(tmp_path / "affine.npy", affine)
+    script = (
+        "import numpy as np, time\n"
+        "from micanon.anonymize import native_brain\n"
+        f"native_brain.extract_later(np.load({str(tmp_path / 'head.npy')!r}), np.load({str(tmp_path / 'affine.npy')!r}),"
+        f" work_dir={str(tmp_path)!r})\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, native_brain.CACHE_VAR: ""}
+    engine = subprocess.Popen([sys.executable, "-c", script], env=env)
+
+    def robex_pids():
+        found = subprocess.run(["pgrep", "-f", f"ROBEX {tmp_path}"], capture_output=True, text=True).stdout.split()
+        return [int(p) for p in found]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not robex_pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert robex_pids(), "ROBEX never started"
+    finally:
+        engine.send_signal(signal.SIGKILL)
+        engine.wait()
+    deadline = time.monotonic() + 5
+    while robex_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not robex_pids()

@@ -30,6 +30,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from micanon.lifeline import PR_SET_PDEATHSIG
 from micanon.space.grid import coarse_copy, resample, zooms_of
 
 # ROBEX works on ~1 mm templates internally; a 1.5 mm copy keeps the frontal pole's edge within a
@@ -43,7 +44,6 @@ MAX_BRAIN_ML = 2400.0
 TIMEOUT_S = 600.0
 ROBEX_SEED = 1
 
-_PR_SET_PDEATHSIG = 1
 try:  # bound before any fork: the child only calls it (no imports, no locks between fork and exec)
     _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
 except OSError:  # not Linux: the child outlives a killed engine by up to ROBEX's run time
@@ -89,7 +89,7 @@ def _robex_dir() -> Path:
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def robex(volume: np.ndarray, affine: np.ndarray, work_dir: str | None = None) -> np.ndarray:
