@@ -410,13 +410,15 @@ def deface_check(before: _Head, after: _Head | None, unseen: str = "",
     """
     rule = "no face found by the CNN detector in any view after deface, and every eye and nose tip found in the input volume removed"
     landmarks = landmarks or {"found": [], "removed": [], "kept": []}
-    if landmarks["kept"]:
-        return _face("fail", rule, f"deface left {'; '.join(landmarks['kept'])}", "landmarks")
     seen = [] if after is None else [v for v in before.renders.views if any(before.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)]
+    still = [v for v in after.renders.views if any(after.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)] if seen else []
+    found_face = f"a face is still found in {_views(still)} (input: {_views(seen)})" if still else ""
+    if landmarks["kept"]:
+        detail = f"deface left {'; '.join(landmarks['kept'])}" + (f"; {found_face}" if found_face else "")
+        return _face("fail", rule, detail, "landmarks" + (" and renders" if found_face else ""))
     if seen:
-        still = [v for v in after.renders.views if any(after.detections(v, d) for d in face.DEFACE_CHECK_DETECTORS)]
         if still:
-            return _face("fail", rule, f"a face is still found in {_views(still)} (input: {_views(seen)})", "renders")
+            return _face("fail", rule, found_face, "renders")
         found = f"; landmarks removed: {'; '.join(landmarks['removed'])}" if landmarks["removed"] else ""
         return _face("pass", rule, f"input face in {_views(seen)}; none in the {len(after.renders.views)} output views{found}",
                      "renders" + (" and landmarks" if found else ""))
