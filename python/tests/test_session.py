@@ -177,13 +177,12 @@ def test_reference_failure_raises_one_line_value_error(tmp_path, synthetic_atlas
 def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch, tmp_path, synthetic_atlas):
     """Every image's masks go through the reference's atlas fit: when QC must fail the
     reference's registration, it must fail theirs too, whatever their own fit to it says."""
-    real = session_module.register_to_atlas
+    real = session_module.fit_check.judge
 
     def poor_fit(*args, **kwargs):
-        fit = real(*args, **kwargs)
-        return replace(fit, quality=replace(fit.quality, flag="poor"))
+        return replace(real(*args, **kwargs), flag="poor", reason="planted: witnesses say poor")
 
-    monkeypatch.setattr(session_module, "register_to_atlas", poor_fit)
+    monkeypatch.setattr(session_module.fit_check, "judge", poor_fit)
     data, affine, _ = make_subject()
     t1w = save_subject(tmp_path / "sub-1_T1w.nii.gz", data, affine, np.float32)
     t2w = save_subject(tmp_path / "sub-1_T2w.nii.gz", np.where(data > 0, 150.0 - data, 0.0), affine, np.float32)
