@@ -31,8 +31,8 @@ def test_stress_case_gets_its_expected_verdict(case, atlas_images, tmp_path):
     assert check.flag == case.fit, (case.name, check.as_dict())
     assert check.hard == case.hard, (case.name, check.as_dict())
     if case.shift_fit_mm is None:
-        # a good fit keeps the face ROI out of the subject's own brain
-        assert check.evidence.get("face_roi_in_brain_ml", 0.0) <= 0.5
+        # a good fit may meet the brain's edge (B's frontal pole), never reach deep into it
+        assert check.evidence.get("face_roi_deep_in_brain_ml", 0.0) <= 0.5
 
 
 def test_qform_0_with_an_sform_reads_as_the_sform(tmp_path):
