@@ -59,7 +59,13 @@ describe('micanon example (runs anywhere)', () => {
       const run = await runCli('micanon', [bids, all, 'participant', '--all', '--nthreads', '2', '--qc-fail-ok']);
       expect(run.exitCode, run.all).toBe(0);
       // Console, run record and HTML agree: written, and FAILED, because of --qc-fail-ok.
-      expect(run.all).toMatch(/summary: 6 written, 2 of them failed QC and were written because of --qc-fail-ok; 0 failed and not written/);
+      const summary = /summary: 6 written, (\d) of them failed QC and were written because of --qc-fail-ok; 0 failed and not written/.exec(run.all ?? '');
+      expect(summary, run.all).not.toBeNull();
+      // at least the T1w's reface and warpface (the T2w's depend on how far its warp may reach)
+      expect(Number(summary![1])).toBeGreaterThanOrEqual(2);
+      for (const method of ['reface', 'warpface']) {
+        expect(run.all).toMatch(new RegExp(`sub-example_T1w\\.nii\\.gz ${method}: QC FAILED`));
+      }
       expect(run.all?.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`QC page of sub-example: ${path.join(all, 'sub-example.html')}$`));
       expect(readFileSync(path.join(all, 'sub-example.html'), 'utf8')).toContain('written (--qc-fail-ok)');
     } finally {
@@ -87,8 +93,12 @@ describe('micanon example (runs anywhere)', () => {
     expect(record.reference).toEqual({ input: path.join('sub-example', 'anat', 'sub-example_T1w.nii.gz'), reason: 'T1w; the only T1w image' });
     for (const o of record.outputs) {
       const sameFace = o.method !== 'deface' && o.input.endsWith('_T1w.nii.gz');
-      expect([o.status, o.written, o.brainVoxelsChanged]).toEqual([sameFace ? 'failed' : 'ok', true, 0]);
-      if (sameFace) expect(o.reason).toMatch(/^QC FAILED: .*\(written because of --qc-fail-ok\)$/);
+      expect([o.written, o.brainVoxelsChanged]).toEqual([true, 0]);
+      // deface passes, the T1w's own face given back fails; the T2w's reface/warpface verdicts
+      // depend on how far the face may change outside the brain guard (issue 21's identity work)
+      if (o.method === 'deface') expect(o.status).toBe('ok');
+      if (sameFace) expect(o.status).toBe('failed');
+      if (o.status === 'failed') expect(o.reason).toMatch(/^QC FAILED: .*\(written because of --qc-fail-ok\)$/);
     }
     const qc = filesUnder(path.join(all, 'logs', 'qc')).map((f) => JSON.parse(readFileSync(path.join(all, 'logs', 'qc', f), 'utf8')));
     expect(qc).toHaveLength(6);
