@@ -350,7 +350,8 @@ LANDMARK_REMOVED_SHARE = 0.8
 LANDMARK_BALL_MM = {"eye": 5.0, "nose tip": 3.0}
 
 
-def face_landmarks_removed(before: StoredImage, after: StoredImage, brain_guard: np.ndarray | None = None) -> dict[str, Any]:
+def face_landmarks_removed(before: StoredImage, after: StoredImage, brain_guard: np.ndarray | None = None,
+                           volume: np.ndarray | None = None) -> dict[str, Any]:
     """The eye globes and the nose tip found in the input volume itself (micanon.landmarks, no
     registration), and whether deface removed each: {found, removed, kept, ignored} (lists).
 
@@ -358,8 +359,9 @@ def face_landmarks_removed(before: StoredImage, after: StoredImage, brain_guard:
     ``LANDMARK_BALL_MM`` of it (for the nose tip: of the tissue voxels, above the input's Otsu
     level) differ between input and output (native grid, volume 0). One
     inside ``brain_guard`` (native grid) is no face landmark, whatever its shape: it is ignored.
+    ``volume``: the input's volume 0 in real units, where the caller already has it.
     """
-    volume = before.real(0)
+    volume = before.real(0) if volume is None else volume
     eyes = trusted_eyes(volume, before.affine)
     points = [] if eyes is None else [("eye", eyes.centres[0]), ("eye", eyes.centres[1])]
     if eyes is not None:
@@ -740,7 +742,8 @@ class _Run:
         with clock("face_s"):
             if item.method == "deface":
                 guard_mask = None if item.brain_guard is None else self.mask(item.brain_guard, before.stored, "brain guard")
-                landmarks = face_landmarks_removed(before.stored, after_stored, guard_mask) if same_grid else None
+                landmarks = (face_landmarks_removed(before.stored, after_stored, guard_mask, np.asarray(before.nifti.dataobj))
+                             if same_grid else None)
                 face_check, identity = deface_check(before, after, unseen if after is None else "", landmarks), None
             else:
                 removed = None if after is None else self.face_removed(source, item)
