@@ -197,6 +197,7 @@ describe('bids_app_spec.json (Boutiques 0.5)', () => {
       workDir: '/data/work_dir',
       cleanup: false,
       robust: true,
+      removeEars: true,
       skipBidsValidation: true,
       qcFailOk: true,
       qcDir: '/data/qc_dir',

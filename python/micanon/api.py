@@ -180,6 +180,7 @@ def anonymize_session(request: dict[str, Any]) -> dict[str, Any]:
         version=__version__,
         log=progress.append,
         reference_is_t1w=bool(request.get("reference_is_t1w", True)),
+        remove_ears=bool(request.get("remove_ears", False)),
     )
     result["log"] = progress
     return result

@@ -201,6 +201,26 @@ def test_same_inputs_give_the_same_bytes(session, synthetic_atlas, tmp_path):
         assert Path(path).read_bytes() == Path(session["outputs"][str(t1w)][method]).read_bytes(), method
 
 
+def test_remove_ears_blanks_the_ears_in_deface_only(session, synthetic_atlas, tmp_path):
+    t1w = session["t1w"]
+    outputs = {str(t1w): {"deface": str(tmp_path / "deface.nii.gz")}}
+    result = anonymize_session(str(t1w), [], ["deface"], synthetic_atlas, outputs, work_dir=str(tmp_path / "w"),
+                               remove_ears=True)
+    assert result["images"][0]["brain_voxels_changed"] == 0
+    before = read_image(str(t1w)).real(0)
+    with_ears = read_image(outputs[str(t1w)]["deface"]).real(0)
+    without = read_image(session["outputs"][str(t1w)]["deface"]).real(0)
+    data, affine, parts = make_subject()
+    pts = grid_points(data.shape, affine)
+    ears = (np.abs(pts[..., 0]) > 66) & (np.abs(pts[..., 1]) < 10) & (np.abs(pts[..., 2]) < 10) & parts["head"]
+    assert ears.sum() > 10
+    # the plain deface keeps the sides of the head; --remove-ears blanks them, and nothing of the brain
+    assert np.array_equal(without[ears], before[ears])
+    assert (with_ears[ears] == 0).all()
+    brain = parts["brain"] | parts["ventricle"]
+    assert np.array_equal(with_ears[brain], before[brain])
+
+
 # ----------------------------------------------------------------------------- person A
 
 

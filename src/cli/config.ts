@@ -45,6 +45,8 @@ export const runConfigSchema = z
     methods: z.array(methodSchema).min(1).default(['deface']),
     dilate: z.number().min(0).max(50).default(6),
     robust: z.boolean().default(false),
+    /** deface: zero the atlas ears ROI too (micapipe: -ears). */
+    removeEars: z.boolean().default(false),
     nthreads: z.number().int().min(1).default(() => availableParallelism()),
     workDir: z.string().nullable().default(null).transform((p) => (p ? path.resolve(p) : null)),
     cleanup: z.boolean().default(true),

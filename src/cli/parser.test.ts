@@ -131,14 +131,16 @@ describe('BIDS-App parser', () => {
 
 describe('micapipe_anonymize parser', () => {
   it('maps micapipe flags to the same configuration', () => {
-    const outcome = parseMicapipeArgs(['-sub', 'sub-01', '-ses', '02', '-out', '/o', '-bids', '/b', '-all', '-dilate', '8', '-robust', '-nocleanup', '-threads', '4', '-T1', '/b/t1.nii.gz']);
+    const outcome = parseMicapipeArgs(['-sub', 'sub-01', '-ses', '02', '-out', '/o', '-bids', '/b', '-all', '-dilate', '8', '-ears', '-robust', '-nocleanup', '-threads', '4', '-T1', '/b/t1.nii.gz']);
     expect(outcome.kind).toBe('run');
     if (outcome.kind !== 'run') return;
     const c = outcome.config;
     expect(c.participantLabels).toEqual(['01']);
     expect(c.sessionLabels).toEqual(['02']);
     expect(c.methods).toEqual(['deface', 'reface', 'warpface']);
-    expect([c.dilate, c.robust, c.cleanup, c.nthreads, c.t1w, c.outputLayout]).toEqual([8, true, false, 4, '/b/t1.nii.gz', 'micapipe']);
+    expect([c.dilate, c.removeEars, c.robust, c.cleanup, c.nthreads, c.t1w, c.outputLayout]).toEqual([8, true, true, false, 4, '/b/t1.nii.gz', 'micapipe']);
+    const plain = parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b', '-deface']);
+    expect(plain.kind === 'run' && plain.config.removeEars).toBe(false);
   });
 
   it('defaults to every session, not micapipe\'s "ses-pre"', () => {

@@ -94,6 +94,7 @@ export function buildParser(): Command {
     .addOption(new Option('--method <method...>', methodHelp).choices(['deface', 'reface', 'warpface']))
     .option('--all', 'run all three methods (same as --method deface reface warpface)')
     .option('--dilate <mm>', 'warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (micapipe: 6)', number('--dilate'), 6)
+    .option('--remove-ears', 'deface: also remove the ears (the atlas ears ROI, less the brain guard); reface replaces the ears whatever this says')
     .option('--robust', 'slower, more thorough registration search: more starting rotations, quarter and half turns (a header with mislabelled axes), finer levels')
     .option('--nthreads <n>', 'threads of the engine\'s numeric pools (ITK, BLAS). ANTs registrations always run on one thread, so the same input gives the same bytes at any --nthreads. Aliases: --n_cpus, --nprocs. Default: all cores', number('--nthreads'))
     .option('-w, --work-dir <dir>', 'folder for intermediate files (default: a temporary folder; use one on a mounted volume in read-only containers)')
@@ -128,6 +129,7 @@ type ParsedOptions = {
   all?: boolean;
   dilate: number;
   robust?: boolean;
+  removeEars?: boolean;
   nthreads?: number;
   workDir?: string;
   cleanup: boolean;
@@ -183,6 +185,7 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     methods: opts.all ? ['deface', 'reface', 'warpface'] : opts.method,
     dilate: opts.dilate,
     robust: opts.robust ?? false,
+    removeEars: opts.removeEars ?? false,
     nthreads: opts.nthreads,
     workDir: opts.workDir ?? null,
     cleanup: opts.cleanup,

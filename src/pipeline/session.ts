@@ -262,6 +262,7 @@ export async function anonymizeSession(
         outputs,
         dilate: config.dilate,
         robust: config.robust,
+        remove_ears: config.removeEars,
         work_dir: sessionWork,
         keep_work: !config.cleanup,
         seed: 1,
