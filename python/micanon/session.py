@@ -352,10 +352,15 @@ def _apply(item: _Image, method: str, sampling) -> np.ndarray:
     """Stored-value output of one method for every volume of the image."""
     stored = item.stored
     volumes = []
+    plate = plate_value = None
+    if method == "deface":
+        fill = to_stored(np.array([item.background], np.float32), stored)[0]
+        plate, level = face_methods.deface_plate(stored.real(0), item.masks.face_roi, stored.zooms)
+        plate_value = None if level is None else to_stored(np.array([level], np.float32), stored)[0]
     for v in range(stored.volumes):
         if method == "deface":
-            fill = to_stored(np.array([item.background], np.float32), stored)[0]
-            volumes.append(face_methods.deface(stored.volume_raw(v), item.masks.face_roi, fill, item.masks.ears))
+            volumes.append(face_methods.deface(stored.volume_raw(v), item.masks.face_roi, fill, item.masks.ears,
+                                               plate, plate_value))
             continue
         real = stored.real(v)
         if method == "reface":

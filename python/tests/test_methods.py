@@ -115,6 +115,32 @@ def test_scan_noise_reads_the_noise_level_in_the_air():
     assert not face_methods.scan_noise(volume, sample, pasted, skin=None).any()
 
 
+def test_deface_plate_covers_the_cut_inside_the_face_roi_at_tissue_level(native):
+    data, affine, parts, masks = native
+    plate, level = face_methods.deface_plate(data, masks.face_roi, zooms_of(affine))
+    assert plate.sum() > 50 and not (plate & ~masks.face_roi).any()
+    assert not (plate & masks.brain_guard).any()
+    assert level is not None and 60 < level < 100  # the analytic scalp is 80
+    out = face_methods.deface(data, masks.face_roi, 0.0, plate=plate, plate_fill=level)
+    assert np.array_equal(out[~masks.face_roi], data[~masks.face_roi])
+    assert (out[plate] == np.float32(level)).all() and (out[masks.face_roi & ~plate] == 0).all()
+    # the plate lies just in front of what stays (two 3 mm voxels thick): nothing of it lies
+    # deeper than 10 mm inside the ROI, e.g. out at the tip of the nose
+    from scipy import ndimage
+    deep = ndimage.distance_transform_edt(masks.face_roi, sampling=zooms_of(affine)) > 10
+    assert deep.any() and not (plate & deep).any()
+
+
+def test_deface_plate_is_empty_without_a_skin_surface():
+    rng = np.random.default_rng(0)
+    angio = rng.normal(0, 1, (40, 40, 40)).astype(np.float32)
+    angio[20, 5:35, 20] = 500  # one vessel in an empty field
+    roi = np.zeros(angio.shape, bool)
+    roi[25:, :, :] = True
+    plate, level = face_methods.deface_plate(angio, roi, (1.0, 1.0, 1.0))
+    assert level is None and not plate.any()
+
+
 def test_deface_with_ears_blanks_the_ears_and_never_the_guard(native):
     data, _, _, masks = native
     assert masks.ears is not None and masks.ears.sum() > 20

@@ -51,14 +51,61 @@ def background_value(volume: np.ndarray) -> float:
     return 0.0 if abs(background) <= abs(background - lo) else lo
 
 
-def deface(volume: np.ndarray, face_roi: np.ndarray, fill, ears: np.ndarray | None = None) -> np.ndarray:
+def deface(volume: np.ndarray, face_roi: np.ndarray, fill, ears: np.ndarray | None = None,
+           plate: np.ndarray | None = None, plate_fill=None) -> np.ndarray:
     """The volume with every face-ROI voxel (and ``ears`` voxel, with --remove-ears) set to
-    ``fill`` (same dtype, native grid)."""
+    ``fill``, then the ``plate`` (:func:`deface_plate`, inside the ROI) set to ``plate_fill``
+    (same dtype, native grid)."""
     out = volume.copy()
     out[face_roi] = fill
     if ears is not None:
         out[ears] = fill
+    if plate is not None and plate_fill is not None:
+        out[plate & face_roi] = plate_fill
     return out
+
+
+# The cut that deface leaves opens the orbits, the nasal cavity and the sinuses, and renders show
+# them as eye-like holes that face detectors fire on. As FreeSurfer's mideface fills what it
+# removes, deface covers the cut with a plate this thick (mm) of even tissue-level intensity,
+# just in front of what stays, so the cut renders as a smooth surface and shows no pattern.
+PLATE_MM = 3.0
+# The head envelope whose cavities the plate covers: the head closed by this distance (mm).
+ENVELOPE_CLOSE_MM = 15.0
+
+
+def deface_plate(volume: np.ndarray, face_roi: np.ndarray, zooms) -> tuple[np.ndarray, float | None]:
+    """The plate that covers deface's cut (mask on the native grid, inside ``face_roi``) and its value.
+
+    The plate is the face-ROI voxels within ``PLATE_MM`` (at least two voxels) of the kept head, where the kept head
+    is the input's head envelope (its tissue above the skin level, closed by
+    ``ENVELOPE_CLOSE_MM`` so the cavities behind the face count as head) outside the ROI; the
+    plate itself stays inside the envelope, so it is not a box in the air in front of the face.
+    Its value is the input's median tissue level there. Without a skin surface (an angiogram) or
+    a face ROI: an empty plate and None. Only the ROI's box and a margin are processed.
+    """
+    plate = np.zeros(face_roi.shape, bool)
+    skin = pick_skin_threshold(volume, tuple(float(z) for z in zooms))
+    if not skin.ok or not face_roi.any():
+        return plate, None
+    zooms = np.asarray(zooms, float)
+    lo, hi = bounding_box(face_roi)
+    pad = np.ceil((ENVELOPE_CLOSE_MM + PLATE_MM + 2) / zooms).astype(int)
+    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face_roi.shape)))
+    tissue = volume[box] > skin.value
+    grown = ndimage.distance_transform_edt(~tissue, sampling=zooms) <= ENVELOPE_CLOSE_MM
+    envelope = (ndimage.distance_transform_edt(grown, sampling=zooms) > ENVELOPE_CLOSE_MM) | tissue
+    roi = face_roi[box]
+    kept = envelope & ~roi
+    if not kept.any():
+        return plate, None
+    thickness = max(PLATE_MM, 2.0 * float(zooms.max()))  # at least two voxels: one leaks between diagonals
+    near_kept = ndimage.distance_transform_edt(~kept, sampling=zooms) <= thickness
+    plate[box] = roi & envelope & near_kept
+    values = volume[box][kept & tissue & (ndimage.distance_transform_edt(~roi, sampling=zooms) <= 2 * thickness)]
+    if values.size == 0:
+        return plate, None
+    return plate, float(np.median(values))
 
 
 # ----------------------------------------------------------------------------- reface
