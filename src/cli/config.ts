@@ -5,19 +5,21 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { BidsFilters } from '../bids/filters.js';
 import type { OutputLayout } from '../bids/outputs.js';
+import { isLabelLike, stripLabelPrefix, type LabelPrefix } from '../bids/selection.js';
 import { methodSchema } from '../engine/schemas.js';
 import { defaultAtlasDir } from '../paths.js';
 
 export const outputLayouts = ['derivatives', 'raw', 'micapipe'] as const;
 export const logLevels = ['error', 'warn', 'info', 'verbose', 'debug'] as const;
 
-/** Strip an optional `sub-`/`ses-` prefix; BIDS labels are alphanumeric. */
-export function bidsLabel(prefix: 'sub' | 'ses') {
+/** A label with or without its `sub-`/`ses-` prefix (the rule of bids/selection.ts). */
+export function bidsLabel(prefix: LabelPrefix) {
   return z
     .string()
-    .transform((s) => s.trim().replace(new RegExp(`^${prefix}-`), ''))
-    .pipe(z.string().regex(/^[a-zA-Z0-9]+$/, `a ${prefix} label is letters and digits only (with or without "${prefix}-")`));
+    .transform((s) => stripLabelPrefix(s, prefix))
+    .refine((s) => isLabelLike(s, prefix), `a ${prefix} label is letters and digits only (with or without "${prefix}-")`);
 }
 
 /** True when `child` is `parent` or a folder below it (both absolute). */
@@ -41,7 +43,11 @@ export const runConfigSchema = z
     outputDir: z.string().min(1).transform((p) => path.resolve(p)),
     analysisLevel: z.enum(['participant', 'group']),
     participantLabels: z.array(bidsLabel('sub')).nullable().default(null),
+    excludeParticipantLabels: z.array(bidsLabel('sub')).default([]),
     sessionLabels: z.array(bidsLabel('ses')).nullable().default(null),
+    excludeSessionLabels: z.array(bidsLabel('ses')).default([]),
+    /** --bids-filter-file, parsed (bids/filters.ts checks it); null: no filter. */
+    bidsFilters: z.custom<BidsFilters>((v) => typeof v === 'object' && v !== null && 'kinds' in v).nullable().default(null),
     methods: z.array(methodSchema).min(1).default(['deface']),
     dilate: z.number().min(0).max(50).default(6),
     robust: z.boolean().default(false),

@@ -3,10 +3,11 @@
  * This module only builds and runs the parser (commander) and validates the result (zod);
  * it never touches the dataset.
  */
-import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
-import { isLabelLike, labelsInText } from '../bids/discover.js';
+import { readBidsFilterFile } from '../bids/filters.js';
+import { expandLabelArgs } from '../bids/selection.js';
 import { MicanonError } from '../errors.js';
 import { packageVersion } from '../version.js';
 import { logLevels, outputLayouts, runConfigSchema, type RunConfig } from './config.js';
@@ -15,6 +16,9 @@ import { logLevels, outputLayouts, runConfigSchema, type RunConfig } from './con
 const aliases: Record<string, string> = {
   '--participant_label': '--participant-label',
   '--session_label': '--session-label',
+  '--exclude_participant_label': '--exclude-participant-label',
+  '--exclude_session_label': '--exclude-session-label',
+  '--bids_filter_file': '--bids-filter-file',
   '--skip_bids_validation': '--skip-bids-validation',
   '--skip_bids_validator': '--skip-bids-validation',
   '--skip-bids-validator': '--skip-bids-validation',
@@ -36,26 +40,9 @@ export function normaliseArgv(argv: readonly string[]): string[] {
   });
 }
 
-/**
- * A label argument that is not a label but names a file is a label file, one label per line
- * (as fMRIPrep accepts); the same rule and format as src/bids/discover.ts expandLabelArgs, read
- * synchronously here because parsing is.
- */
-export function expandLabels(values: string[] | undefined, prefix: 'sub' | 'ses'): string[] | null {
-  if (!values || values.length === 0) return null;
-  const labels: string[] = [];
-  for (const value of values) {
-    if (isLabelLike(value, prefix) || !statSync(value, { throwIfNoEntry: false })?.isFile()) {
-      labels.push(value);
-      continue;
-    }
-    try {
-      labels.push(...labelsInText(readFileSync(value, 'utf8')));
-    } catch {
-      throw new MicanonError('INPUT_MISSING', `label file ${value} cannot be read`);
-    }
-  }
-  return labels;
+/** Label arguments (or label files) as normalised labels; null when the option was not given. */
+function labelsOf(values: string[] | undefined, prefix: 'sub' | 'ses'): string[] | null {
+  return values && values.length > 0 ? expandLabelArgs(values, prefix) : null;
 }
 
 const number = (name: string) => (value: string) => {
@@ -90,7 +77,14 @@ export function buildParser(): Command {
     .argument('<output_dir>', 'where outputs go (a BIDS derivatives dataset by default)')
     .argument('<analysis_level>', '"participant" (anonymize) or "group" (dataset summary)')
     .option('--participant-label <label...>', 'participants to process (with or without "sub-"; or a file with one per line). Alias: --participant_label. Default: all')
-    .option('--session-label <label...>', 'sessions to process (with or without "ses-"). Alias: --session_label. Default: all, sessionless data too')
+    .option('--exclude-participant-label <label...>', 'participants to leave out (with or without "sub-"; or a file with one per line), after --participant-label')
+    .option('--session-label <label...>', 'sessions to process (with or without "ses-"; or a file with one per line). Alias: --session_label. Default: all, sessionless data too')
+    .option('--exclude-session-label <label...>', 'sessions to leave out (with or without "ses-"; or a file with one per line); sessionless data stays')
+    .option(
+      '--bids-filter-file <file>',
+      'JSON of entity filters per image kind, fMRIPrep\'s format: {"t1w": {"acquisition": "mprage"}, "flair": {"reconstruction": null}}; ' +
+        'kinds are anatomical suffixes in lower case, entities PyBIDS names; null: absent, "*": any value; a kind not named is not filtered',
+    )
     .addOption(new Option('--method <method...>', methodHelp).choices(['deface', 'reface', 'warpface']))
     .option('--all', 'run all three methods (same as --method deface reface warpface)')
     .option('--dilate <mm>', 'warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (micapipe: 6)', number('--dilate'), 6)
@@ -123,7 +117,10 @@ export function buildParser(): Command {
 
 type ParsedOptions = {
   participantLabel?: string[];
+  excludeParticipantLabel?: string[];
   sessionLabel?: string[];
+  excludeSessionLabel?: string[];
+  bidsFilterFile?: string;
   method?: string[];
   all?: boolean;
   dilate: number;
@@ -178,8 +175,11 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     bidsDir,
     outputDir,
     analysisLevel,
-    participantLabels: expandLabels(opts.participantLabel, 'sub'),
-    sessionLabels: expandLabels(opts.sessionLabel, 'ses'),
+    participantLabels: labelsOf(opts.participantLabel, 'sub'),
+    excludeParticipantLabels: labelsOf(opts.excludeParticipantLabel, 'sub') ?? [],
+    sessionLabels: labelsOf(opts.sessionLabel, 'ses'),
+    excludeSessionLabels: labelsOf(opts.excludeSessionLabel, 'ses') ?? [],
+    bidsFilters: opts.bidsFilterFile ? readBidsFilterFile(path.resolve(opts.bidsFilterFile)) : null,
     methods: opts.all ? ['deface', 'reface', 'warpface'] : opts.method,
     dilate: opts.dilate,
     robust: opts.robust ?? false,

@@ -56,10 +56,16 @@ export async function runDataset(config: RunConfig): Promise<number> {
 
   await validateInput(config);
   const plans = await discoverAnatomy(config.bidsDir, {
-    participants: config.participantLabels ?? [],
-    sessions: config.sessionLabels ?? [],
+    participants: config.participantLabels,
+    excludeParticipants: config.excludeParticipantLabels,
+    sessions: config.sessionLabels,
+    excludeSessions: config.excludeSessionLabels,
+    filters: config.bidsFilters,
     onSkip: (skipped) => log.verbose(`skipped ${skipped.path}: ${skipped.reason}`),
   });
+  if (config.bidsFilters?.ignoredKinds.length) {
+    log.info(`--bids-filter-file: ${config.bidsFilters.ignoredKinds.join(', ')} ignored (micanon anonymizes anatomical images only)`);
+  }
   const started = new Date();
   const workDir = await makeWorkDir(config);
   const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
