@@ -9,6 +9,7 @@ import type { BidsFilters } from '../bids/filters.js';
 import type { OutputLayout } from '../bids/outputs.js';
 import { isLabelLike, stripLabelPrefix, type LabelPrefix } from '../bids/selection.js';
 import { methodSchema } from '../engine/schemas.js';
+import { logFormats } from '../log.js';
 import { defaultAtlasDir } from '../paths.js';
 
 export const outputLayouts = ['derivatives', 'raw', 'micapipe'] as const;
@@ -59,6 +60,7 @@ export const runConfigSchema = z
     outputLayout: z.enum(outputLayouts).default('derivatives'),
     skipBidsValidation: z.boolean().default(false),
     logLevel: z.enum(logLevels).default('info'),
+    logFormat: z.enum(logFormats).default('text'),
     keepFields: z.array(z.string()).default([]),
     dropFields: z.array(z.string()).default([]),
     qcFailOk: z.boolean().default(false),

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Engine } from '../engine/bridge.js';
-import { log } from '../log.js';
+import { log, setConsoleFormat, setConsoleLevel } from '../log.js';
 import { defaultAtlasDir } from '../paths.js';
 import { runDataset } from '../pipeline/dataset.js';
 import { parseBidsAppArgs } from './parser.js';
@@ -36,6 +36,8 @@ export async function runExample(args: string[]): Promise<number> {
   }
   const outcome = parseBidsAppArgs([bidsDir, outputDir, 'participant', ...extra]);
   if (outcome.kind !== 'run') return outcome.kind === 'exit' ? outcome.code : 0;
+  setConsoleLevel(outcome.config.logLevel);
+  setConsoleFormat(outcome.config.logFormat);
   const code = await runDataset(outcome.config);
   log.info(`example outputs: ${outputDir}`);
   return code;

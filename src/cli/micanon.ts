@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { setConsoleLevel } from '../log.js';
+import { setConsoleFormat, setConsoleLevel } from '../log.js';
 import { packageRoot } from '../paths.js';
 import { runDataset } from '../pipeline/dataset.js';
 import { runDoctor } from './doctor.js';
@@ -29,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (outcome.kind === 'exit') return outcome.code;
   setConsoleLevel(outcome.config.logLevel);
+  setConsoleFormat(outcome.config.logFormat);
   return runDataset(outcome.config);
 }
 

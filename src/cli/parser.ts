@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { readBidsFilterFile } from '../bids/filters.js';
 import { expandLabelArgs } from '../bids/selection.js';
 import { MicanonError } from '../errors.js';
+import { logFormats } from '../log.js';
 import { packageVersion } from '../version.js';
 import { logLevels, outputLayouts, runConfigSchema, type RunConfig } from './config.js';
 
@@ -107,6 +108,12 @@ export function buildParser(): Command {
     .option('--qc-fail-ok', 'write outputs whose face, identity or registration check failed and exit 0 (the QC record still says FAILED); an output whose brain or header check failed is never written')
     .option('--verbose', 'more detail on the console (same as --log-level verbose)')
     .addOption(new Option('--log-level <level>', 'console log level').choices(logLevels))
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'console log: text (for people; on a terminal with a live progress line) or json (one JSON object per line). Default: text',
+      ).choices(logFormats),
+    )
     .option('--bids-exec-spec', 'print the Boutiques descriptor (bids_app_spec.json) and exit')
     .version(packageVersion, '-v, --version', 'print the version and exit')
     .addHelpText('after', subcommandsHelp)
@@ -138,6 +145,7 @@ type ParsedOptions = {
   qcDir?: string;
   verbose?: boolean;
   logLevel?: string;
+  logFormat?: string;
 };
 
 /** Turn zod's complaint into one usage line naming the option. */
@@ -191,6 +199,7 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     outputLayout: opts.outputLayout,
     skipBidsValidation: opts.skipBidsValidation ?? false,
     logLevel: opts.logLevel ?? (opts.verbose ? 'verbose' : 'info'),
+    logFormat: opts.logFormat,
     keepFields: opts.keepField ?? [],
     dropFields: opts.dropField ?? [],
     qcFailOk: opts.qcFailOk ?? false,

@@ -18,6 +18,7 @@ import { packageVersion } from '../version.js';
 import { prepareOutputDataset, qcLocationNote, summariseOutputs } from './outputs.js';
 import { participantReportPath } from '../qc/report.js';
 import { faultPoint } from './faults.js';
+import { RunProgress } from './progress.js';
 import { checkParticipantInputs, type InputWarning, type ParticipantInputs } from './inputs.js';
 import { anonymizeSession, sessionName, type OutputRecord } from './session.js';
 import { cleanUpRun, keptWorkFolder, removeLeftoverWork, removeParticipantLeftovers, setWorkFolder } from './temps.js';
@@ -73,6 +74,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
   const timings = new Map<string, Record<string, number>>();
   const references = new Map<string, { input: string; reason: string }>();
   let inputs: ParticipantInputs[] = [];
+  let progress: RunProgress | null = null;
   try {
     await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
       // The engine's message already names the atlas file and what is wrong with it.
@@ -105,14 +107,18 @@ export async function runDataset(config: RunConfig): Promise<number> {
       const removed = await removeParticipantLeftovers(config, subject);
       log.log(removed > 0 ? 'info' : 'verbose', `sub-${subject}: removed ${removed} temporary file(s) of earlier runs that were killed`);
     }
+    progress = new RunProgress(accepted, config.methods.length);
+    progress.start();
     for (const [index, plan] of accepted.entries()) {
       log.info(`[${index + 1}/${accepted.length}] ${sessionName(plan)}`);
-      const outcome = await anonymizeSession(engine, plan, config, workDir);
+      const outcome = await anonymizeSession(engine, plan, config, workDir, progress);
+      progress.sessionDone(plan, outcome.records.length);
       records.push(...outcome.records);
       timings.set(sessionName(plan), outcome.timings);
       references.set(sessionName(plan), outcome.reference);
     }
   } finally {
+    progress?.stop();
     await engine.close();
     const kept = keptWorkFolder();
     await cleanUpRun();

@@ -19,6 +19,7 @@ import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
 import { faultPoint } from './faults.js';
+import type { RunProgress } from './progress.js';
 import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
 
 /** What happened to one (image, method) pair: the row of the run's summary. */
@@ -216,6 +217,7 @@ export async function anonymizeSession(
   plan: SessionPlan,
   config: RunConfig,
   workDir: string,
+  progress: RunProgress | null = null,
 ): Promise<SessionOutcome> {
   const sessionStarted = Date.now();
   const name = sessionName(plan);
@@ -249,6 +251,7 @@ export async function anonymizeSession(
 
   let images: ImageRecord[];
   let timings: Record<string, number> = {};
+  progress?.stage(`${name}: registration and ${config.methods.join(', ')}`);
   try {
     const pending = engine.call(
       'anonymize_session',
@@ -287,6 +290,7 @@ export async function anonymizeSession(
   });
   const passedEngine = decided.filter((d) => d.why === null);
   const qcStarted = Date.now();
+  progress?.stage(`${name}: QC`);
   const qcVerdicts = await checkOutputs(engine, plan, config, passedEngine).catch((err: unknown) => {
     // An output that could not be proven is treated as failing its proof.
     const reason = `QC could not run: ${describeError(err)}`;
