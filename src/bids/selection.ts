@@ -9,7 +9,8 @@ import { BidsError } from './errors.js';
 
 export type LabelPrefix = 'sub' | 'ses';
 
-const LABEL_RE = /^[a-zA-Z0-9]+$/;
+/** What a BIDS label is: letters and digits only (the one rule; zod schemas use it too). */
+export const LABEL_RE = /^[a-zA-Z0-9]+$/;
 
 /** A label as given (`sub-01`, ` 01 `) without its prefix and spaces; not checked. */
 export function stripLabelPrefix(raw: string, prefix: LabelPrefix): string {

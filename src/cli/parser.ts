@@ -11,7 +11,7 @@ import { expandLabelArgs } from '../bids/selection.js';
 import { MicanonError } from '../errors.js';
 import { logFormats } from '../log.js';
 import { packageVersion } from '../version.js';
-import { logLevels, outputLayouts, runConfigSchema, type RunConfig } from './config.js';
+import { defaults, logLevels, methods, outputLayouts, runConfigSchema, type RunConfig } from '../config.js';
 
 /** Spellings other BIDS Apps use, mapped to ours (fMRIPrep/MRIQC use underscores). */
 const aliases: Record<string, string> = {
@@ -86,16 +86,16 @@ export function buildParser(): Command {
       'JSON of entity filters per image kind, fMRIPrep\'s format: {"t1w": {"acquisition": "mprage"}, "flair": {"reconstruction": null}}; ' +
         'kinds are anatomical suffixes in lower case, entities PyBIDS names; null: absent, "*": any value; a kind not named is not filtered',
     )
-    .addOption(new Option('--method <method...>', methodHelp).choices(['deface', 'reface', 'warpface']))
+    .addOption(new Option('--method <method...>', methodHelp).choices(methods))
     .option('--all', 'run all three methods (same as --method deface reface warpface)')
-    .option('--dilate <mm>', 'warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (micapipe: 6)', number('--dilate'), 6)
+    .option('--dilate <mm>', `warpface: the brain+neck mask is dilated by this many millimetres before the warp is masked (default: ${defaults.dilateMm}, as micapipe)`, number('--dilate'))
     .option('--robust', 'slower, more thorough registration search: more starting rotations, quarter and half turns (a header with mislabelled axes), finer levels')
     .option('--nthreads <n>', 'threads of the engine\'s numeric pools (ITK, BLAS). ANTs registrations always run on one thread, so the same input gives the same bytes at any --nthreads. Aliases: --n_cpus, --nprocs. Default: all cores', number('--nthreads'))
     .option('-w, --work-dir <dir>', 'folder for intermediate files (default: a temporary folder; use one on a mounted volume in read-only containers)')
     .option('--no-cleanup', 'keep transforms, native masks and warps in the work folder')
     .option('--t1w <path>', 'the T1w to register (reference) instead of the session\'s own run-1 T1w')
     .option('--atlas <dir>', 'atlas folder (ours, or micapipe\'s MICs60 files under their own names)')
-    .addOption(new Option('--output-layout <layout>', 'derivatives: BIDS derivatives with desc-<method>; raw: a shareable copy of the dataset (one method); micapipe: <name>_<method>ed.nii.gz').choices(outputLayouts).default('derivatives'))
+    .addOption(new Option('--output-layout <layout>', `derivatives: BIDS derivatives with desc-<method>; raw: a shareable copy of the dataset (one method); micapipe: <name>_<method>ed.nii.gz. Default: ${defaults.outputLayout}`).choices(outputLayouts))
     .option(
       '--qc-dir <dir>',
       'where QC goes: records (logs/qc/*.json), figures (sub-XX/figures/), pages (sub-XX.html, group_qc.html), logs/group_qc.tsv; ' +
@@ -130,14 +130,14 @@ type ParsedOptions = {
   bidsFilterFile?: string;
   method?: string[];
   all?: boolean;
-  dilate: number;
+  dilate?: number;
   robust?: boolean;
   nthreads?: number;
   workDir?: string;
   cleanup: boolean;
   t1w?: string;
   atlas?: string;
-  outputLayout: string;
+  outputLayout?: string;
   skipBidsValidation?: boolean;
   keepField?: string[];
   dropField?: string[];
@@ -188,7 +188,7 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     sessionLabels: labelsOf(opts.sessionLabel, 'ses'),
     excludeSessionLabels: labelsOf(opts.excludeSessionLabel, 'ses') ?? [],
     bidsFilters: opts.bidsFilterFile ? readBidsFilterFile(path.resolve(opts.bidsFilterFile)) : null,
-    methods: opts.all ? ['deface', 'reface', 'warpface'] : opts.method,
+    methods: opts.all ? [...methods] : opts.method,
     dilate: opts.dilate,
     robust: opts.robust ?? false,
     nthreads: opts.nthreads,
@@ -198,7 +198,7 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
     atlas: opts.atlas,
     outputLayout: opts.outputLayout,
     skipBidsValidation: opts.skipBidsValidation ?? false,
-    logLevel: opts.logLevel ?? (opts.verbose ? 'verbose' : 'info'),
+    logLevel: opts.logLevel ?? (opts.verbose ? 'verbose' : undefined),
     logFormat: opts.logFormat,
     keepFields: opts.keepField ?? [],
     dropFields: opts.dropField ?? [],
@@ -207,4 +207,15 @@ export function parseBidsAppArgs(argv: readonly string[]): ParseOutcome {
   });
   if (!parsed.success) throw usageError(parsed.error);
   return { kind: 'run', config: parsed.data };
+}
+
+/**
+ * `micanon example [DIR] [options]`: the BIDS-App options, on DIR/bids (default
+ * ./micanon-example) with outputs in DIR/derivatives/micanon.
+ */
+export function parseExampleArgs(argv: readonly string[]): { root: string; outcome: ParseOutcome } {
+  const dirArg = argv[0] && !argv[0].startsWith('-') ? argv[0] : undefined;
+  const root = path.resolve(dirArg ?? 'micanon-example');
+  const extra = dirArg ? argv.slice(1) : argv;
+  return { root, outcome: parseBidsAppArgs([path.join(root, 'bids'), path.join(root, 'derivatives', 'micanon'), 'participant', ...extra]) };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { workFolderName } from '../bids/atomic.js';
 import { discoverAnatomy } from '../bids/discover.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { Engine } from '../engine/bridge.js';
 import { atlasInfoSchema } from '../engine/schemas.js';
 import { ExitCode, MicanonError } from '../errors.js';

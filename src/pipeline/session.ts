@@ -11,7 +11,7 @@ import { moveFileAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
 import { chooseStandIn, type Geometry } from '../bids/reference.js';
 import { outputPathsFor } from '../bids/outputs.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import type { Engine } from '../engine/bridge.js';
 import { imageInfoSchema, qcRepliesSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
 import { qcRecordSchema, readQcRecords, writeQcRecord, type QcRecord } from '../qc/records.js';
@@ -267,7 +267,7 @@ export async function anonymizeSession(
         robust: config.robust,
         work_dir: sessionWork,
         keep_work: !config.cleanup,
-        seed: 1,
+        seed: config.seed,
         reference_is_t1w: plan.referenceIsT1w,
       },
       sessionResultSchema,

@@ -1,5 +1,5 @@
 /**
- * `micanon example [dir] [options]`: make the built-in example BIDS dataset (the atlas template
+ * `micanon example [dir] [options]` (parsed by src/cli/parser.ts): make the built-in example BIDS dataset (the atlas template
  * on an oblique scanner grid, T1w + T2w) and run micanon on it with the given options (default:
  * deface). Everything goes under dir (default ./micanon-example): bids/ and derivatives/micanon/.
  *
@@ -10,17 +10,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Engine } from '../engine/bridge.js';
-import { log, setConsoleFormat, setConsoleLevel } from '../log.js';
+import type { RunConfig } from '../config.js';
+import { log } from '../log.js';
 import { defaultAtlasDir } from '../paths.js';
 import { runDataset } from '../pipeline/dataset.js';
-import { parseBidsAppArgs } from './parser.js';
 
-export async function runExample(args: string[]): Promise<number> {
-  const dirArg = args[0] && !args[0].startsWith('-') ? args[0] : undefined;
-  const root = path.resolve(dirArg ?? 'micanon-example');
-  const extra = dirArg ? args.slice(1) : args;
-  const bidsDir = path.join(root, 'bids');
-  const outputDir = path.join(root, 'derivatives', 'micanon');
+/** Make the example dataset under `root` (once) and run `config` on it (built for root's folders). */
+export async function runExample(root: string, config: RunConfig): Promise<number> {
+  const bidsDir = config.bidsDir;
   if (!existsSync(path.join(bidsDir, 'dataset_description.json'))) {
     const engine = await Engine.start({ threads: 1 });
     try {
@@ -34,11 +31,7 @@ export async function runExample(args: string[]): Promise<number> {
     }
     log.info(`example dataset written to ${bidsDir}`);
   }
-  const outcome = parseBidsAppArgs([bidsDir, outputDir, 'participant', ...extra]);
-  if (outcome.kind !== 'run') return outcome.kind === 'exit' ? outcome.code : 0;
-  setConsoleLevel(outcome.config.logLevel);
-  setConsoleFormat(outcome.config.logFormat);
-  const code = await runDataset(outcome.config);
-  log.info(`example outputs: ${outputDir}`);
+  const code = await runDataset(config);
+  log.info(`example outputs: ${config.outputDir} (under ${root})`);
   return code;
 }
