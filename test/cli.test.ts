@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { buildOnce, runCli } from './helpers/cli.js';
 import { writeTinyNifti } from './helpers/nifti.js';
@@ -55,9 +55,17 @@ describe('micanon command line', () => {
 });
 
 describe('selection on the command line (no engine: the run ends before it starts)', () => {
+  const roots: string[] = [];
+  afterAll(() => {
+    for (const root of roots) rmSync(root, { recursive: true, force: true });
+  });
+
   /** Three participants, two sessions, two T1w acquisitions; discovery reads names only. */
   function cohort(): string {
-    const bids = mkdtempSync(path.join(tmpdir(), 'micanon-select-'));
+    const root = mkdtempSync(path.join(tmpdir(), 'micanon-select-'));
+    roots.push(root);
+    const bids = path.join(root, 'bids');
+    mkdirSync(bids);
     writeFileSync(path.join(bids, 'dataset_description.json'), JSON.stringify({ Name: 'selection', BIDSVersion: '1.10.0' }));
     for (const sub of ['01', '02', '03']) {
       for (const ses of ['pre', 'post']) {
@@ -69,17 +77,17 @@ describe('selection on the command line (no engine: the run ends before it start
     return bids;
   }
   const run = (bids: string, args: string[]) =>
-    runCli('micanon', [bids, path.join(path.dirname(bids), `${path.basename(bids)}-out`), 'participant', '--skip-bids-validation', ...args]);
+    runCli('micanon', [bids, path.join(path.dirname(bids), 'out'), 'participant', '--skip-bids-validation', ...args]);
 
   it('exits 18 with one clear line when the exclusion empties the selection, and creates nothing', async () => {
     const bids = cohort();
-    const labels = path.join(path.dirname(bids), `${path.basename(bids)}-labels.txt`);
+    const labels = path.join(path.dirname(bids), 'labels.txt');
     writeFileSync(labels, 'sub-01\nsub-02\n03\n');
     const result = await run(bids, ['--exclude-participant-label', labels]);
     expect(result.exitCode).toBe(18);
     const lines = result.stderr.trim().split('\n');
     expect(lines.at(-1)).toMatch(/no participant left to process: --exclude-participant-label sub-01, sub-02, sub-03 removes every participant of .*\(loosen --exclude-participant-label/);
-    expect(existsSync(`${bids}-out`)).toBe(false);
+    expect(existsSync(path.join(path.dirname(bids), 'out'))).toBe(false);
     const sessions = await run(bids, ['--session-label', 'pre', '--exclude_session_label', 'ses-pre']);
     expect(sessions.exitCode).toBe(18);
     expect(sessions.stderr).toMatch(/no session left to process/);
@@ -88,7 +96,7 @@ describe('selection on the command line (no engine: the run ends before it start
   it('exits 18 when the filter file leaves no image, 64 when it is malformed, 66 when it is missing', async () => {
     const bids = cohort();
     const filter = (json: string) => {
-      const file = path.join(mkdtempSync(path.join(tmpdir(), 'micanon-filter-')), 'filter.json');
+      const file = path.join(path.dirname(bids), `filter-${Math.random().toString(36).slice(2)}.json`);
       writeFileSync(file, json);
       return file;
     };

@@ -4,21 +4,28 @@
  * no control characters (no live line, no cursor movement, no colours). The dataset is one tiny
  * head-less image, so the engine gives up on it quickly; progress is counted all the same.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../src/paths.js';
 import { buildOnce } from './helpers/cli.js';
 import { writeTinyNifti } from './helpers/nifti.js';
+
+const roots: string[] = [];
 
 beforeAll(async () => {
   await buildOnce();
 });
 
+afterAll(() => {
+  for (const root of roots) rmSync(root, { recursive: true, force: true });
+});
+
 function tinyDataset(): string {
   const root = mkdtempSync(path.join(tmpdir(), 'micanon-progress-'));
+  roots.push(root);
   const bids = path.join(root, 'bids');
   for (const sub of ['01', '02']) {
     mkdirSync(path.join(bids, `sub-${sub}`, 'anat'), { recursive: true });
