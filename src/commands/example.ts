@@ -8,11 +8,10 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { Engine } from '../engine/bridge.js';
-import type { RunConfig } from '../config.js';
+import { makeExample } from '../engine/contract.js';
+import { defaults, type RunConfig } from '../config.js';
 import { log } from '../log.js';
-import { defaultAtlasDir } from '../paths.js';
 import { runDataset } from '../pipeline/dataset.js';
 
 /** Make the example dataset under `root` (once) and run `config` on it (built for root's folders). */
@@ -21,11 +20,7 @@ export async function runExample(root: string, config: RunConfig): Promise<numbe
   if (!existsSync(path.join(bidsDir, 'dataset_description.json'))) {
     const engine = await Engine.start({ threads: 1 });
     try {
-      await engine.call(
-        'make_example',
-        { root: bidsDir, atlas: defaultAtlasDir() },
-        z.object({ root: z.string() }).loose(),
-      );
+      await makeExample(engine, { root: bidsDir, atlas: defaults.atlas() });
     } finally {
       await engine.close();
     }

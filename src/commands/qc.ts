@@ -23,7 +23,8 @@ import { parseBidsName, stemOf } from '../bids/entities.js';
 import { namesT1wContrast } from '../bids/reference.js';
 import { defaults } from '../config.js';
 import { Engine } from '../engine/bridge.js';
-import { methodSchema, qcImageReplySchema, type NotChecked, type QcImageRecord } from '../engine/schemas.js';
+import { qcImage } from '../engine/contract.js';
+import { methodSchema, type NotChecked, type QcImageRecord } from '../engine/schemas.js';
 import { MicanonError } from '../errors.js';
 import { log } from '../log.js';
 import { badge, figure, fileUrl, html, pageDocument, passBadge, type Html } from '../qc/html.js';
@@ -64,20 +65,17 @@ export async function runQc(options: QcOptions): Promise<number> {
     const engine = await Engine.start({ threads: availableParallelism(), scratchDir: scratch });
     let reply: { record: QcImageRecord; log: string[] };
     try {
-      reply = await engine.call(
-        'qc_image',
-        {
-          image: options.image,
-          original: options.original,
-          method: options.method,
-          atlas: options.atlas,
-          output_dir: outDir,
-          figures_dir: participantFigureDir(outDir, labels.subject),
-          reference_is_t1w: namesT1wContrast(options.original ?? options.image),
-          ...labels,
-        },
-        qcImageReplySchema,
-      );
+      reply = await qcImage(engine, {
+        image: options.image,
+        original: options.original,
+        method: options.method,
+        atlas: options.atlas,
+        output_dir: outDir,
+        figures_dir: participantFigureDir(outDir, labels.subject),
+        seed: defaults.seed,
+        reference_is_t1w: namesT1wContrast(options.original ?? options.image),
+        ...labels,
+      });
     } finally {
       await engine.close();
     }

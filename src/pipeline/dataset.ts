@@ -11,7 +11,7 @@ import { workFolderName } from '../bids/atomic.js';
 import { discoverAnatomy } from '../bids/discover.js';
 import type { RunConfig } from '../config.js';
 import { Engine } from '../engine/bridge.js';
-import { atlasInfoSchema } from '../engine/schemas.js';
+import { atlasInfo } from '../engine/contract.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { addJsonLogFile, log } from '../log.js';
 import { packageVersion } from '../version.js';
@@ -76,7 +76,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
   let inputs: ParticipantInputs[] = [];
   let progress: RunProgress | null = null;
   try {
-    await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
+    await atlasInfo(engine, { path: config.atlas }).catch((err: unknown) => {
       // The engine's message already names the atlas file and what is wrong with it.
       const message = (err as Error).message;
       throw new MicanonError('ATLAS_INVALID', message.includes(config.atlas) ? message : `atlas ${config.atlas}: ${message}`);
