@@ -30,6 +30,15 @@ export const catalogue = {
   BIDS_LABEL_FILE_UNREADABLE: { exit: ExitCode.inputMissing, hint: 'give a readable text file with one label per line' },
   BIDS_LABEL_NOT_FOUND: { exit: ExitCode.noFilesSelected, hint: 'check --participant-label / --session-label' },
   BIDS_NO_ANAT_IMAGES: { exit: ExitCode.noFilesSelected, hint: 'check the selection holds anat/*.nii[.gz] images' },
+  BIDS_SELECTION_EMPTY: {
+    exit: ExitCode.noFilesSelected,
+    hint: 'loosen --exclude-participant-label, --exclude-session-label or --bids-filter-file',
+  },
+  BIDS_FILTER_INVALID: {
+    exit: ExitCode.usage,
+    hint: 'write it as fMRIPrep\'s --bids-filter-file: {"t1w": {"acquisition": "mprage", "reconstruction": null}}, entities by their PyBIDS names, null for absent, "*" for any value',
+  },
+  BIDS_FILTER_FILE_UNREADABLE: { exit: ExitCode.inputMissing, hint: 'check the path of --bids-filter-file exists and is readable' },
   BIDS_SIDECAR_INVALID: { exit: ExitCode.badData, hint: 'fix the JSON syntax of that sidecar' },
   BIDS_SIDECAR_AMBIGUOUS: { exit: ExitCode.badData, hint: 'keep at most one applicable sidecar per folder level (BIDS inheritance principle)' },
   BIDS_NAME_INVALID: { exit: ExitCode.badData, hint: 'rename the file following BIDS: sub-<label>[_ses-<label>][_<key>-<value>...]_<suffix>.nii[.gz]' },

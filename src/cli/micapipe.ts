@@ -5,7 +5,7 @@
  */
 import { MicanonError } from '../errors.js';
 import { packageVersion } from '../version.js';
-import { runConfigSchema, type RunConfig } from './config.js';
+import { defaults, runConfigSchema, type RunConfig } from '../config.js';
 import { usageError } from './parser.js';
 
 export const micapipeHelp = `Usage: micapipe_anonymize -sub <id> -out <dir> -bids <dir> (-deface | -reface | -warpface | -all) [options]
@@ -22,7 +22,7 @@ micanon ${packageVersion}, with micapipe_anonymize's command line.
   -warpface      warp the own face toward the atlas face (alias: -refacePro)
   -all           all three methods
   -dilate <mm>   dilation of the brain+neck mask before the face warp is masked, in millimetres
-                 (default 6; micapipe counted voxels of its 0.8 mm template)
+                 (default ${defaults.dilateMm}; micapipe counted voxels of its 0.8 mm template)
   -ears          deface: remove the ears too (the atlas ears ROI, less the brain guard)
   -robust        slower, more thorough registration
   -nocleanup     keep the work folder (transforms, native masks, warps)

@@ -48,6 +48,24 @@ describe('BIDS-App parser', () => {
     expect(config(['--participant-label', file]).participantLabels).toEqual(['01', '02']);
   });
 
+  it('takes exclusions and a filter file (fMRIPrep spellings and ours)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'filter-'));
+    const file = path.join(dir, 'filter.json');
+    writeFileSync(file, JSON.stringify({ t1w: { acquisition: 'mprage' }, flair: { reconstruction: null } }));
+    const c = config(['--exclude-participant-label', 'sub-03', '--exclude_session_label', 'ses-b', 'c', '--bids-filter-file', file]);
+    expect(c.excludeParticipantLabels).toEqual(['03']);
+    expect(c.excludeSessionLabels).toEqual(['b', 'c']);
+    expect(c.bidsFilters?.file).toBe(file);
+    expect(c.bidsFilters?.kinds.flair).toEqual({ entities: { reconstruction: null }, regex: false });
+    expect(config([]).excludeParticipantLabels).toEqual([]);
+    expect(config([]).bidsFilters).toBeNull();
+    writeFileSync(file, '{"t1w": {"acq": "mprage"}}');
+    const error = failure(() => config(['--bids-filter-file', file]));
+    expect(error.exitCode).toBe(64);
+    expect(error.message).toContain(`--bids-filter-file ${file}: "t1w" filters on unknown entity "acq"`);
+    expect(failure(() => config(['--exclude-session-label', 'a_b'])).exitCode).toBe(64);
+  });
+
   it.each(['--skip_bids_validation', '--skip-bids-validation', '--skip_bids_validator'])('accepts %s', (flag) => {
     expect(config([flag]).skipBidsValidation).toBe(true);
   });

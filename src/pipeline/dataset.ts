@@ -9,15 +9,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { workFolderName } from '../bids/atomic.js';
 import { discoverAnatomy } from '../bids/discover.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { Engine } from '../engine/bridge.js';
-import { atlasInfoSchema } from '../engine/schemas.js';
+import { atlasInfo } from '../engine/contract.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { addJsonLogFile, log } from '../log.js';
 import { packageVersion } from '../version.js';
 import { prepareOutputDataset, qcLocationNote, summariseOutputs } from './outputs.js';
 import { participantReportPath } from '../qc/report.js';
 import { faultPoint } from './faults.js';
+import { RunProgress } from './progress.js';
 import { checkParticipantInputs, type InputWarning, type ParticipantInputs } from './inputs.js';
 import { anonymizeSession, sessionName, type OutputRecord } from './session.js';
 import { cleanUpRun, keptWorkFolder, removeLeftoverWork, removeParticipantLeftovers, setWorkFolder } from './temps.js';
@@ -56,10 +57,16 @@ export async function runDataset(config: RunConfig): Promise<number> {
 
   await validateInput(config);
   const plans = await discoverAnatomy(config.bidsDir, {
-    participants: config.participantLabels ?? [],
-    sessions: config.sessionLabels ?? [],
+    participants: config.participantLabels,
+    excludeParticipants: config.excludeParticipantLabels,
+    sessions: config.sessionLabels,
+    excludeSessions: config.excludeSessionLabels,
+    filters: config.bidsFilters,
     onSkip: (skipped) => log.verbose(`skipped ${skipped.path}: ${skipped.reason}`),
   });
+  if (config.bidsFilters?.ignoredKinds.length) {
+    log.info(`--bids-filter-file: ${config.bidsFilters.ignoredKinds.join(', ')} ignored (micanon anonymizes anatomical images only)`);
+  }
   const started = new Date();
   const workDir = await makeWorkDir(config);
   const engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
@@ -67,8 +74,9 @@ export async function runDataset(config: RunConfig): Promise<number> {
   const timings = new Map<string, Record<string, number>>();
   const references = new Map<string, { input: string; reason: string }>();
   let inputs: ParticipantInputs[] = [];
+  let progress: RunProgress | null = null;
   try {
-    await engine.call('atlas_info', { path: config.atlas }, atlasInfoSchema).catch((err: unknown) => {
+    await atlasInfo(engine, { path: config.atlas }).catch((err: unknown) => {
       // The engine's message already names the atlas file and what is wrong with it.
       const message = (err as Error).message;
       throw new MicanonError('ATLAS_INVALID', message.includes(config.atlas) ? message : `atlas ${config.atlas}: ${message}`);
@@ -99,14 +107,18 @@ export async function runDataset(config: RunConfig): Promise<number> {
       const removed = await removeParticipantLeftovers(config, subject);
       log.log(removed > 0 ? 'info' : 'verbose', `sub-${subject}: removed ${removed} temporary file(s) of earlier runs that were killed`);
     }
+    progress = new RunProgress(accepted, config.methods.length);
+    progress.start();
     for (const [index, plan] of accepted.entries()) {
       log.info(`[${index + 1}/${accepted.length}] ${sessionName(plan)}`);
-      const outcome = await anonymizeSession(engine, plan, config, workDir);
+      const outcome = await anonymizeSession(engine, plan, config, workDir, progress);
+      progress.sessionDone(plan, outcome.records.length);
       records.push(...outcome.records);
       timings.set(sessionName(plan), outcome.timings);
       references.set(sessionName(plan), outcome.reference);
     }
   } finally {
+    progress?.stop();
     await engine.close();
     const kept = keptWorkFolder();
     await cleanUpRun();

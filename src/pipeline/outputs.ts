@@ -7,7 +7,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
 import { ensureDerivativeDescription } from '../bids/derivatives.js';
 import { scrubParticipantsTsv, scrubScansTsv, scrubSidecar } from '../bids/sidecar.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { log } from '../log.js';
 import { writeGroupReport } from '../qc/group.js';

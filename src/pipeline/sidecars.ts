@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
 import { removedFieldsLogPath } from '../bids/outputs.js';
 import { anonymizedSidecar, rawBidsUri } from '../bids/sidecar.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import type { Method } from '../engine/schemas.js';
 import { packageVersion } from '../version.js';
 

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { log } from '../log.js';
 import { packageVersion } from '../version.js';
 import type { InputWarning } from './inputs.js';
@@ -85,6 +85,8 @@ export async function writeRunSummary(
         ? { input: path.relative(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
         : null,
       inputWarnings: (inputWarnings.get(name) ?? []).map((w) => ({ ...w, input: path.relative(config.bidsDir, w.input) })),
+      // The resolved configuration, every default filled in (as fMRIPrep records its config).
+      configuration: config,
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),

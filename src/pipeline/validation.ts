@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { checkDataset, runExternalValidator } from '../bids/validate.js';
 import { checkScrubOptions } from '../bids/sidecar.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { MicanonError } from '../errors.js';
 import { log } from '../log.js';
 

@@ -2,7 +2,7 @@
  * The dataset's QC summary (the `group` analysis level): `<qc_dir>/group_qc.html`, one row per
  * output with status badges and links to the participant pages, and `<qc_dir>/logs/group_qc.tsv`
  * with the same rows for machines. Both are rebuilt from the QC records in `<qc_dir>/logs/qc/`
- * (qc_dir: --qc-dir, by default output_dir; see src/cli/config.ts).
+ * (qc_dir: --qc-dir, by default output_dir; see src/config.ts).
  */
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';

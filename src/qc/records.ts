@@ -1,7 +1,7 @@
 /**
  * QC records: the JSON the Python engine writes for every output image (after deface, reface or
  * warpface), one file per output under `<qc_dir>/logs/qc/` (qc_dir: --qc-dir, by default output_dir;
- * `<output_dir>-qc` for the raw layout, see src/cli/config.ts). This module owns their schema,
+ * `<output_dir>-qc` for the raw layout, see src/config.ts). This module owns their schema,
  * their file names and reading them back; the reports (report.ts, group.ts) only format them.
  *
  * Paths inside a record: `input` is relative to bids_dir, `output` relative to output_dir, and
@@ -14,9 +14,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isMicanonTemp, writeFileAtomic } from '../bids/atomic.js';
 import { stemOf } from '../bids/entities.js';
+import { LABEL_RE } from '../bids/selection.js';
 
 /** BIDS labels are alphanumeric; they also become parts of file names here, so hold them to it. */
-const bidsLabel = z.string().regex(/^[A-Za-z0-9]+$/, 'a BIDS label (letters and digits only)');
+const bidsLabel = z.string().regex(LABEL_RE, 'a BIDS label (letters and digits only)');
 
 /**
  * A path relative to a folder the report knows (POSIX separators), never escaping it:

@@ -3,7 +3,7 @@
  * It starts the real engine, so "ok" means the engine really answers.
  */
 import { Engine } from '../engine/bridge.js';
-import { atlasInfoSchema, versionsSchema } from '../engine/schemas.js';
+import { atlasInfo, engineVersions } from '../engine/contract.js';
 import { catalogue, describeError } from '../errors.js';
 import { defaultAtlasDir, engineInterpreter, interpreterProblem, venvDir } from '../paths.js';
 import { packageVersion } from '../version.js';
@@ -40,7 +40,7 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
     let engine: Engine | null = null;
     try {
       engine = await Engine.start({ threads: 1 });
-      const versions = await engine.call('versions', {}, versionsSchema);
+      const versions = await engineVersions(engine, {});
       checks.push({ name: 'python', ok: true, value: `${versions.python} (${versions.executable})` });
       checks.push({
         name: 'engine',
@@ -53,7 +53,7 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
         checks.push({ name, ok: version !== null, value: version ?? 'missing', fix: 'npm run setup' });
       }
       try {
-        const atlas = await engine.call('atlas_info', { path: atlasDir }, atlasInfoSchema);
+        const atlas = await atlasInfo(engine, { path: atlasDir });
         checks.push({ name: 'atlas', ok: true, value: `${atlas.path} (${atlas.kind})` });
       } catch (err) {
         checks.push({ name: 'atlas', ok: false, value: describeError(err), fix: 'npm run setup (builds the atlas)' });
