@@ -10,7 +10,7 @@ from micanon import api
 
 SESSION = {
     "reference": "/data/sub-01_T1w.nii.gz", "others": [], "methods": ["deface"], "atlas": "/atlas",
-    "outputs": {"/data/sub-01_T1w.nii.gz": {"deface": "/work/out.nii.gz"}}, "dilate": 6, "robust": False,
+    "outputs": {"/data/sub-01_T1w.nii.gz": {"deface": "/work/out.nii.gz"}}, "dilate": 6, "robust": False, "remove_ears": False,
     "work_dir": "/work", "keep_work": False, "seed": 1, "reference_is_t1w": True,
 }
 
