@@ -284,9 +284,9 @@ def calibrate(args: argparse.Namespace, work: Path) -> list[str]:
     records: dict[tuple[str, str], dict] = {}
     identity_rows, rule = [], ""
     identity_start = time.perf_counter()
-    controls: dict[str, qc._Head | None] = {}
+    controls: dict[str, qc.Head | None] = {}
 
-    def face_removed(label: str) -> qc._Head | None:
+    def face_removed(label: str) -> qc.Head | None:
         """The input with its face ROI (pulled through its own frame) set to background: QC's control."""
         if label not in controls:
             head, input_head = heads[label], seen[label].head

@@ -26,7 +26,7 @@ import numpy as np
 # different head lies above it. dlib's own 0.6 rule is for photographs and far too loose here.
 IDENTITY_THRESHOLD = 0.42
 # Distances depend on the renderer as well as on the network; bump when either changes.
-# "paired-1": the output is also described inside the input's face box (see qc._identity_check).
+# "paired-1": the output is also described inside the input's face box (see qc.identity_check).
 MODEL_VERSION = "dlib_face_recognition_resnet_model_v1+shape_predictor_5+micanon-render-1+paired-1"
 
 DETECTORS = ("hog", "cnn")

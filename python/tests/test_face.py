@@ -112,12 +112,12 @@ def test_person_a_rotated_is_same_person_and_average_head_is_not(average_head):
     from micanon import qc
     from micanon.io import read_image
 
-    def head(img: nib.Nifti1Image, tmp: Path) -> "qc._Head":
+    def head(img: nib.Nifti1Image, tmp: Path) -> "qc.Head":
         img.to_filename(str(tmp))
-        return qc._Head(read_image(tmp), None)
+        return qc.Head(read_image(tmp), None)
 
     folder = Path(average_head[0].get_filename()).parent
-    mine = qc._Head(read_image(T1W), None)
+    mine = qc.Head(read_image(T1W), None)
     check, rotated = qc.identity_check(mine, head(tilted(nib.load(T1W), 4.0), folder / "a_tilted.nii.gz"))
     assert rotated["views_compared"] >= 1 and check["verdict"] == "fail", rotated  # fail: still the same person
     check, other = qc.identity_check(mine, head(average_head[0], folder / "average.nii.gz"))

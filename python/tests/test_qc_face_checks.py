@@ -7,7 +7,7 @@ import pytest
 from conftest import grid_points, save_subject
 from test_landmarks import EYE_L, EYE_R, _synthetic
 
-from micanon import qc
+from micanon.qc import face_checks
 from micanon.io import read_image
 
 
@@ -34,19 +34,19 @@ def _output(folder, name, data, affine, removed):
 def test_landmarks_removed_by_a_deface_pass_the_check(subject):
     folder, data, affine, parts, before = subject
     after = _output(folder, "defaced.nii.gz", data, affine, parts["face"])
-    found = qc.face_landmarks_removed(before, after)
+    found = face_checks.face_landmarks_removed(before, after)
     assert len([f for f in found["found"] if f.startswith("eye")]) == 2, found
     assert not found["kept"] and found["removed"]
-    check = qc.deface_check(_no_renders(), None, "no renders in this test", found)
+    check = face_checks.deface_check(_no_renders(), None, "no renders in this test", found)
     assert check["verdict"] == "pass" and check["evidence"] == "landmarks"
 
 
 def test_a_deface_that_leaves_the_eyes_fails_whatever_the_renders_say(subject):
     folder, data, affine, parts, before = subject
     after = _output(folder, "nose_only.nii.gz", data, affine, parts["nose"])
-    found = qc.face_landmarks_removed(before, after)
+    found = face_checks.face_landmarks_removed(before, after)
     assert any(k.startswith("eye") for k in found["kept"]), found
-    check = qc.deface_check(_no_renders(), None, "", found)
+    check = face_checks.deface_check(_no_renders(), None, "", found)
     assert check["verdict"] == "fail" and check["evidence"] == "landmarks"
     assert "eye at" in check["detail"]
 
@@ -54,13 +54,13 @@ def test_a_deface_that_leaves_the_eyes_fails_whatever_the_renders_say(subject):
 def test_a_landmark_inside_the_brain_guard_is_not_taken_for_a_face(subject):
     folder, data, affine, parts, before = subject
     after = _output(folder, "nose_only_again.nii.gz", data, affine, parts["nose"])
-    found = qc.face_landmarks_removed(before, after, brain_guard=parts["eyes"])
+    found = face_checks.face_landmarks_removed(before, after, brain_guard=parts["eyes"])
     assert not any(k.startswith("eye") for k in found["kept"]), found
     assert any("inside the brain guard" in k for k in found["ignored"]), found
 
 
 def test_without_landmarks_or_renders_the_check_is_inconclusive():
-    check = qc.deface_check(_no_renders(), None, "no head surface", {"found": [], "removed": [], "kept": []})
+    check = face_checks.deface_check(_no_renders(), None, "no head surface", {"found": [], "removed": [], "kept": []})
     assert check["verdict"] == "inconclusive" and check["pass"]
 
 

@@ -1,0 +1,182 @@
+"""Shared by the QC tests: the record's shape (a hand-written mirror of src/qc/records.ts's
+qcRecordSchema), one qc_outputs call through the bridge, and the heads they check: a synthetic head
+(made in code, no face the CNN recognises) and the atlas template (the pydeface average head,
+which the CNN does recognise), as BIDS T1w files with their masks."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path, PurePosixPath
+
+import nibabel as nib
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from conftest import face_roi_of, grid_points, make_subject, real_atlas
+from micanon import api
+from micanon.io import read_image, write_like
+
+SUBJECT, SESSION = "01", "01"
+ANAT = f"sub-{SUBJECT}/ses-{SESSION}/anat"
+
+
+# ----------------------------------------------------------------------------- the record's shape
+
+LABEL = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def assert_relative(path) -> None:
+    assert isinstance(path, str) and path, path
+    assert not PurePosixPath(path).is_absolute() and "\\" not in path and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path), path
+    assert not PurePosixPath(path).parts[:1] == ("..",) and ".." not in PurePosixPath(path).parts, path
+
+
+def assert_view_map(mapping, check) -> None:
+    assert isinstance(mapping, dict)
+    for key, value in mapping.items():
+        assert isinstance(key, str) and key
+        check(value)
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def assert_qc_record(record: dict) -> None:
+    """Hand-written mirror of qcRecordSchema (src/qc/records.ts): required keys, types, enums."""
+    assert LABEL.match(record["subject"])
+    assert record["session"] is None or LABEL.match(record["session"])
+    assert_relative(record["input"])
+    assert record["output"] is None or assert_relative(record["output"]) is None
+    assert record["method"] in ("deface", "reface", "warpface")
+    assert record["status"] in ("PASS", "FAILED")
+    assert record.get("reason") is None or isinstance(record["reason"], str)
+    checks = record["checks"]
+    brain = checks["brain_voxels_changed"]
+    assert is_count(brain["value"]) and is_count(brain["guard_voxels"]) and isinstance(brain["pass"], bool)
+    assert isinstance(checks["header"]["pass"], bool)
+    assert all(isinstance(d, (str, dict)) for d in checks["header"]["differences"])
+    assert isinstance(checks["face"]["pass"], bool)
+    assert isinstance(checks["face"]["rule"], str) and isinstance(checks["face"]["detail"], str)
+    for key in ("face_views_input", "face_views_output"):
+        assert_view_map(checks[key], lambda fired: isinstance(fired, list) and all(isinstance(d, str) for d in fired))
+    identity = checks["identity"]
+    if identity is not None:
+        assert identity["distance"] is None or (isinstance(identity["distance"], float) and identity["distance"] >= 0)
+        assert isinstance(identity["threshold"], float) and identity["threshold"] >= 0
+        assert isinstance(identity["model"], str)
+        assert_view_map(identity["per_view"], lambda d: d is None or (isinstance(d, float) and d >= 0))
+    registration = checks["registration"]
+    assert isinstance(registration["metric"], str)
+    assert registration["value"] is None or isinstance(registration["value"], (int, float))
+    assert registration["flag"] in ("ok", "scanner", "poor") and isinstance(registration["pass"], bool)
+    for group in ("input", "output", "slices"):
+        assert_view_map(record["renders"][group], assert_relative)
+    # The record must also survive JSON as the bridge sends it.
+    assert json.loads(json.dumps(record)) == record
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION) -> dict:
+    reply = json.loads(api.qc_outputs(json.dumps({
+        "output_dir": str(output_dir), "bids_dir": str(bids_dir), "subject": subject, "session": session,
+        "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "items": items,
+    })))
+    assert reply["ok"], reply.get("error", {}).get("traceback")
+    result = reply["result"]
+    assert len(result["records"]) == len(items) == len(result["timings"]["items"])
+    for record in result["records"]:
+        assert_qc_record(record)
+        for group in ("input", "output", "slices"):
+            for relative in record["renders"][group].values():
+                assert (output_dir / relative).is_file(), relative
+    return result
+
+
+def item(input_path: Path, output_path: Path, method: str, **extra) -> dict:
+    entry = {
+        "input": str(input_path), "output": str(output_path),
+        "output_name": f"{ANAT}/{output_path.name}", "method": method,
+        "brain_voxels_changed": 0, "guard_voxels": 1000, "brain_guard": None, "face_roi": None,
+        "head_affine": None, "registration": {"metric": "ncc", "value": 0.9, "flag": "ok"},
+    }
+    entry.update(extra)
+    return entry
+
+
+def save_mask(path: Path, mask: np.ndarray, affine: np.ndarray) -> Path:
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """A BIDS folder with the synthetic head (int16 with scaling, 3 mm), its guard and face ROI,
+    and the same head with its face ROI zeroed ("faceless": the CNN finds no face on it)."""
+    root = tmp_path_factory.mktemp("qc-synthetic")
+    bids, work = root / "bids", root / "work"
+    (bids / ANAT).mkdir(parents=True)
+    work.mkdir()
+    data, affine, parts = make_subject()
+    img = nib.Nifti1Image(data, affine)
+    img.set_data_dtype(np.int16)
+    img.set_qform(affine, 1)
+    img.set_sform(affine, 1)
+    t1w = bids / ANAT / f"sub-{SUBJECT}_ses-{SESSION}_T1w.nii.gz"
+    img.to_filename(str(t1w))
+    stored = read_image(t1w)
+    brain_guard = ndi.binary_dilation(parts["brain"] | parts["ventricle"], iterations=1)
+    face_roi = face_roi_of(grid_points(data.shape, affine)) & ~brain_guard
+    faceless = bids / ANAT / f"sub-{SUBJECT}_ses-{SESSION}_acq-faceless_T1w.nii.gz"
+    write_like(stored, defaced(stored, face_roi), faceless, "micanon test input without a face")
+    return {
+        "root": root, "bids": bids, "t1w": t1w, "stored": stored, "faceless": faceless,
+        "guard": save_mask(work / "guard.nii.gz", brain_guard, affine), "guard_mask": brain_guard,
+        "face_roi": save_mask(work / "face.nii.gz", face_roi, affine), "face_mask": face_roi,
+    }
+
+
+def defaced(stored, face_mask: np.ndarray) -> np.ndarray:
+    raw = stored.raw.copy()
+    raw[face_mask] = 0
+    return raw
+
+
+# ----------------------------------------------------------------------------- the average head
+
+
+def on_coarse_grid(path: Path, factor: int = 2, order: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """An atlas image on a 2 mm grid: rendering stays fast and the CNN still finds the face (7 of 9 views)."""
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj, np.float32)
+    if order:
+        data = ndi.gaussian_filter(data, 0.42 * factor)
+    else:
+        data = ndi.maximum_filter(data, size=factor)  # a mask keeps every voxel it touched
+    return ndi.zoom(data, 1 / factor, order=order, grid_mode=False), img.affine @ np.diag([factor, factor, factor, 1.0])
+
+
+@pytest.fixture(scope="module")
+def average_head(tmp_path_factory):
+    """The atlas template (pydeface's average head, whole face) as a 2 mm BIDS T1w, with masks."""
+    atlas = real_atlas()
+    root = tmp_path_factory.mktemp("qc-average")
+    bids = root / "bids"
+    (bids / ANAT).mkdir(parents=True)
+    template, affine = on_coarse_grid(atlas.template)
+    t1w = bids / ANAT / f"sub-{SUBJECT}_ses-{SESSION}_T1w.nii.gz"
+    img = nib.Nifti1Image(template, affine)
+    img.set_qform(affine, 1)
+    img.set_sform(affine, 1)
+    img.to_filename(str(t1w))
+    brain = on_coarse_grid(atlas.brain, order=0)[0] > 0.5
+    guard = ndi.binary_dilation(brain, iterations=2)
+    face_roi = (on_coarse_grid(atlas.face_roi, order=0)[0] > 0.5) & ~guard
+    return {
+        "bids": bids, "t1w": t1w, "stored": read_image(t1w), "face_mask": face_roi,
+        "guard": save_mask(root / "guard.nii.gz", guard, affine), "face_roi": save_mask(root / "face.nii.gz", face_roi, affine),
+    }
