@@ -166,6 +166,17 @@ export async function writeFileAtomic(finalPath: string, data: string | Uint8Arr
 }
 
 /**
+ * Copy `source` to `finalPath` atomically (a temporary sibling, flushed, then renamed): several
+ * runs copying the same file at once each replace it whole, never leave it half-written.
+ */
+export async function copyFileAtomic(source: string, finalPath: string): Promise<void> {
+  await placeViaTemp(finalPath, async (tmpPath) => {
+    await copyFile(source, tmpPath);
+    await syncFile(tmpPath);
+  });
+}
+
+/**
  * Move a finished file (from the work folder) to `finalPath` atomically: renamed into a temporary
  * sibling of the destination (copied and flushed when the work folder is on another file
  * system), then renamed into place. The source is gone afterwards, or left alone on failure.
