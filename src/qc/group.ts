@@ -10,7 +10,7 @@ import { packageVersion } from '../version.js';
 import { SUMMARY_HEADERS, summaryCells } from './checks.js';
 import { badge, html, pageDocument, type Html } from './html.js';
 import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type UnreadableQcRecord } from './records.js';
-import { existingPaths, outputAnchor, participantReportPath } from './report.js';
+import { existingPaths, outputAnchor, participantReportPath, writeParticipantReport } from './report.js';
 
 export function groupReportPath(qcDir: string): string {
   return path.join(qcDir, 'group_qc.html');
@@ -158,16 +158,24 @@ export interface GroupReportWritten {
 
 /**
  * Read every QC record under `<qc_dir>/logs/qc/` and write `group_qc.html` and
- * `logs/group_qc.tsv` there (atomically). Links go to participant pages that exist at the time.
+ * `logs/group_qc.tsv` there (atomically), and every participant page `sub-XX.html` that exists again. Links go to participant pages that exist at the time.
  */
 export async function writeGroupReport(qcDir: string, options: { missing?: readonly MissingResult[] } = {}): Promise<GroupReportWritten> {
   const { records, unreadable } = await readQcRecords(qcDir);
   const pageNames = [...new Set(records.map((r) => path.basename(participantReportPath(qcDir, r.subject))))];
+  // Each participant page again, from every record: the tasks of one participant's sessions
+  // (micanon slurm --per-session) each rewrote it from the records there at that moment.
+  const pages = await existingPaths(qcDir, pageNames);
+  for (const subject of new Set(records.map((r) => r.subject))) {
+    if (!pages.has(path.basename(participantReportPath(qcDir, subject)))) continue;
+    const own = await readQcRecords(qcDir, subject);
+    await writeParticipantReport(qcDir, subject, own.records, { unreadable: own.unreadable });
+  }
   const htmlFile = groupReportPath(qcDir);
   const tsvFile = groupTsvPath(qcDir);
   await writeFileAtomic(
     htmlFile,
-    groupReportHtml({ records, unreadable, missing: options.missing, participantPages: await existingPaths(qcDir, pageNames) }),
+    groupReportHtml({ records, unreadable, missing: options.missing, participantPages: pages }),
   );
   await writeFileAtomic(tsvFile, groupTsv(records));
   return { html: htmlFile, tsv: tsvFile, records: records.length, unreadable: unreadable.length };
