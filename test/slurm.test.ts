@@ -56,7 +56,7 @@ describe.skipIf(skipReason !== null)('micanon slurm on a one-node cluster', () =
     const [arrayId, groupId] = String(run.stdout).trim().split(/\s+/);
     expect(arrayId).toMatch(/^\d+$/);
     let group: Record<string, string> = {};
-    const deadline = Date.now() + 30 * 60_000;
+    const deadline = Date.now() + 20 * 60_000;
     while (!FINAL.test(group.JobState ?? '') && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 2000));
       group = (await scontrol(groupId!).catch(() => []))[0] ?? group;
@@ -151,7 +151,7 @@ describe.skipIf(skipReason !== null)('micanon slurm on a one-node cluster', () =
     }
     // One run log per participant run that got as far as output_dir, named by its participant.
     expect(files.filter((f) => f.endsWith('.jsonl')).map((f) => /_(sub-\d+)_/.exec(f)?.[1]).sort()).toEqual(['sub-01', 'sub-02']);
-  });
+  }, 25 * 60_000);
 
   it('a second run of the same command submits only the participant that failed', async () => {
     const { array, tasks, stderr } = await submitAndWait();
@@ -159,5 +159,5 @@ describe.skipIf(skipReason !== null)('micanon slurm on a one-node cluster', () =
     expect(tasks).toEqual(['03']);
     expect(array).toHaveLength(1);
     expect(array[0]).toMatchObject({ JobState: 'FAILED', ExitCode: '65:0' });
-  });
+  }, 25 * 60_000);
 });

@@ -59,11 +59,12 @@ async function stopPid(file: string): Promise<void> {
 }
 
 /**
- * Start the cluster and wait until its node is idle. `ports`: slurmctld's, slurmd's is the next.
+ * Start the cluster and wait until its node is idle. `port`: slurmctld's; slurmd's is the next.
  * On any failure what was started is stopped again and the error names the daemon's log.
  */
 export async function startCluster(options: { port?: number } = {}): Promise<Cluster> {
-  const port = options.port ?? 17817;
+  // A pair of its own per test process, so two suites on one machine do not meet.
+  const port = options.port ?? 17800 + 2 * (process.pid % 400);
   const dir = mkdtempSync(path.join(tmpdir(), 'micanon-slurm-'));
   for (const sub of ['state', 'spool', 'log', 'munge']) mkdirSync(path.join(dir, sub));
   const munge = path.join(dir, 'munge');
