@@ -5,6 +5,8 @@
  * not afterok: with afterok one failed participant out of hundreds would leave the group job
  * pending for ever, and the group page is where that failure shows).
  */
+import { readdir, readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { writeFileAtomic } from '../bids/atomic.js';
@@ -52,17 +54,57 @@ async function sbatch(args: string[]): Promise<string> {
   return id;
 }
 
+/**
+ * The tasks of earlier submissions (their `<stem>.json` in logDir) that are still pending or
+ * running, by taskKey-like label `<subject>[ <session>]`: submitting them again would run one
+ * participant twice at once. Empty when squeue cannot be asked (then nothing is left out).
+ */
+export async function stillQueued(logDir: string): Promise<Map<string, string>> {
+  const queued = new Map<string, string>();
+  const names = (await readdir(logDir).catch(() => [] as string[])).filter((n) => /^micanon_\w+\.json$/.test(n));
+  if (names.length === 0) return queued;
+  const submissions = new Map<string, PendingTask[]>();
+  for (const name of names) {
+    try {
+      const body = JSON.parse(await readFile(path.join(logDir, name), 'utf8')) as Partial<Submission>;
+      if (body.arrayJob && Array.isArray(body.tasks)) submissions.set(body.arrayJob, body.tasks);
+    } catch {
+      // A record that cannot be read names no job to wait for.
+    }
+  }
+  // Every array task of this user on its own line (-r): `<array job id> <task id>`.
+  const result = await execa('squeue', ['-h', '-r', '-u', userInfo().username, '-o', '%F %K'], { reject: false });
+  if (result.failed) {
+    log.verbose(`squeue not asked which earlier tasks still run: ${String(result.stderr || result.message).split('\n')[0]}`);
+    return queued;
+  }
+  for (const row of String(result.stdout).split('\n')) {
+    const [job, task] = row.trim().split(/\s+/);
+    const tasks = job ? submissions.get(job) : undefined;
+    const entry = tasks?.[Number(task) - 1];
+    if (entry) queued.set(listText([entry]).trim(), `${job}_${task}`);
+  }
+  return queued;
+}
+
 export async function runSlurm(command: SlurmCommand, now = new Date()): Promise<{ code: number; submission: Submission | null }> {
   const { slurm, config, passThrough } = command;
-  const { pending, done } = await planTasks(config, slurm.perSession);
+  const planned = await planTasks(config, slurm.perSession);
+  const { done } = planned;
+  const logDir = path.join(config.outputDir, 'logs', 'slurm');
+  const queued = await stillQueued(logDir);
+  const pending = planned.pending.filter((task) => {
+    const job = queued.get(listText([task]).trim());
+    if (job) log.info(`  sub-${task.subject}${task.session ? ` ses-${task.session}` : ''}: still queued or running as ${job}, not submitted again`);
+    return !job;
+  });
   const unit = slurm.perSession ? 'session(s)' : 'participant(s)';
   if (done.length) log.info(`${done.length} ${unit} already done (their run records in ${path.join(config.outputDir, 'logs')} list every output written): not submitted`);
   for (const task of pending) log.info(`  submit sub-${task.subject}${task.session ? ` ses-${task.session}` : ''}: ${task.reason}`);
   if (pending.length === 0) {
-    log.info(`nothing to submit: every selected ${slurm.perSession ? 'session' : 'participant'} is done`);
+    log.info(`nothing to submit: every selected ${slurm.perSession ? 'session' : 'participant'} is done${queued.size ? ' or still queued' : ''}`);
     return { code: ExitCode.ok, submission: null };
   }
-  const logDir = path.join(config.outputDir, 'logs', 'slurm');
   const stem = `micanon_${stamp(now)}`;
   const plan: ScriptPlan = {
     runner: { container: slurm.container, node: process.execPath, cli: path.join(packageRoot, 'bin', 'micanon.js') },
