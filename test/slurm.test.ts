@@ -22,9 +22,9 @@ const T1W = path.join(personA, 'sub-A', 'ses-01', 'anat', 'sub-A_ses-01_T1w');
 const skipReason = slurmUnavailable() ?? (existsSync(`${T1W}.nii.gz`) ? null : `person A is absent (${personA})`);
 if (skipReason) process.stderr.write(`\nslurm test skipped: ${skipReason}\n`);
 
-const root = mkdtempSync(path.join(tmpdir(), 'micanon-slurm-test-'));
-const bids = path.join(root, 'bids');
-const out = path.join(root, 'out');
+let root = '';
+let bids = '';
+let out = '';
 
 /** One record of `scontrol -o show job`: its fields. */
 function jobRecords(text: string): Array<Record<string, string>> {
@@ -45,13 +45,13 @@ function filesUnder(dir: string): string[] {
 
 describe.skipIf(skipReason !== null)('micanon slurm on a one-node cluster', () => {
   let cluster: Cluster | null = null;
-  const slurmArgs = [bids, out, '--native', '--submit', '--partition', 'debug', '--cpus-per-task', '1', '--mem', '3G', '--time', '00:40:00', '--method', 'deface', '--skip-bids-validation'];
+  const slurmArgs = () => [bids, out, '--native', '--submit', '--partition', 'debug', '--cpus-per-task', '1', '--mem', '3G', '--time', '00:40:00', '--method', 'deface', '--skip-bids-validation'];
 
   const scontrol = async (id: string) => jobRecords(String((await execa('scontrol', ['-o', 'show', 'job', id], { env: cluster!.env })).stdout));
 
   /** Submit with micanon slurm; wait until the group job has ended; the array's and group's records. */
   async function submitAndWait(): Promise<{ stdout: string; stderr: string; array: Array<Record<string, string>>; group: Record<string, string>; tasks: string[] }> {
-    const run = await execa(process.execPath, [path.join(packageRoot, 'bin', 'micanon.js'), 'slurm', ...slurmArgs], { env: cluster!.env, reject: false });
+    const run = await execa(process.execPath, [path.join(packageRoot, 'bin', 'micanon.js'), 'slurm', ...slurmArgs()], { env: cluster!.env, reject: false });
     expect(run.exitCode, run.stderr).toBe(0);
     const [arrayId, groupId] = String(run.stdout).trim().split(/\s+/);
     expect(arrayId).toMatch(/^\d+$/);
@@ -74,6 +74,9 @@ describe.skipIf(skipReason !== null)('micanon slurm on a one-node cluster', () =
 
   beforeAll(async () => {
     await buildOnce();
+    root = mkdtempSync(path.join(tmpdir(), 'micanon-slurm-test-'));
+    bids = path.join(root, 'bids');
+    out = path.join(root, 'out');
     mkdirSync(bids, { recursive: true });
     writeFileSync(path.join(bids, 'dataset_description.json'), JSON.stringify({ Name: 'slurm test', BIDSVersion: '1.10.0' }));
     for (const subject of ['01', '02', '03']) {
@@ -91,7 +94,7 @@ describe.skipIf(skipReason !== null)('micanon slurm on a one-node cluster', () =
 
   afterAll(async () => {
     await cluster?.stop();
-    rmSync(root, { recursive: true, force: true });
+    if (root) rmSync(root, { recursive: true, force: true });
   });
 
   it('runs the array and the group job: two anonymized, the corrupt one failed with its exit code and line', async () => {

@@ -5,7 +5,7 @@
  * not afterok: with afterok one failed participant out of hundreds would leave the group job
  * pending for ever, and the group page is where that failure shows).
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -133,6 +133,8 @@ export async function runSlurm(command: SlurmCommand, now = new Date()): Promise
     arrayJob: null,
     groupJob: null,
   };
+  // Apptainer binds only folders that exist.
+  for (const dir of plan.writable) await mkdir(dir, { recursive: true });
   const array = arrayScript(plan);
   await writeFileAtomic(submission.listFile, listText(pending));
   await writeFileAtomic(submission.arrayScript, array);
