@@ -9,7 +9,7 @@ describe('micanon slurm command line', () => {
   it('takes its own options anywhere and passes every other word to the participant run', async () => {
     const bids = await tree();
     const parsed = parseSlurmArgs([bids, 'out', '--method', 'deface', 'reface', '--array-limit=20', '--qc-dir', 'qc', '--submit', '--n_cpus', '4', '--time', '1-00:00:00'])!;
-    expect(parsed.slurm).toMatchObject({ arrayLimit: 20, submit: true, time: '1-00:00:00', cpusPerTask: 2, mem: '6G', container: null });
+    expect(parsed.slurm).toMatchObject({ arrayLimit: 20, submit: true, time: '1-00:00:00', cpusPerTask: 2, mem: '4G', container: null });
     expect(parsed.passThrough).toEqual(['--method', 'deface', 'reface', '--qc-dir', path.resolve('qc'), '--nthreads', '4']);
     expect(parsed.config).toMatchObject({ outputDir: path.resolve('out'), methods: ['deface', 'reface'], qcDir: path.resolve('qc'), participantLabels: null });
   });

@@ -24,7 +24,7 @@ Slurm options:
   --array-limit <n>          at most n tasks at once (#SBATCH --array=1-N%n; default: no limit)
   --partition <p>            #SBATCH --partition
   --time <t>                 #SBATCH --time per task (default 02:00:00)
-  --mem <m>                  #SBATCH --mem per task (default 6G)
+  --mem <m>                  #SBATCH --mem per task (default 4G; a participant peaks near 1.5 GB, docs/hpc.md)
   --cpus-per-task <c>        #SBATCH --cpus-per-task (default 2); the task runs --nthreads c
   --per-session              one session per task instead of one participant per task
   --participant-label <l...> participants to submit (default: all); --session-label likewise
@@ -63,7 +63,7 @@ export const slurmOptionsSchema = z
     arrayLimit: positiveInt('--array-limit').nullable().default(null),
     partition: z.string().regex(/^[\w.,-]+$/, '--partition: a partition name').nullable().default(null),
     time: z.string().regex(/^[\d:-]+$/, '--time: a SLURM time such as 02:00:00 or 1-00:00:00').default('02:00:00'),
-    mem: z.string().regex(/^\d+[KMGT]?$/, '--mem: a SLURM size such as 6G or 6000M').default('6G'),
+    mem: z.string().regex(/^\d+[KMGT]?$/, '--mem: a SLURM size such as 4G or 4000M').default('4G'),
     cpusPerTask: positiveInt('--cpus-per-task').default(2),
     perSession: z.boolean().default(false),
     submit: z.boolean().default(false),

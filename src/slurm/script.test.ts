@@ -18,7 +18,7 @@ const plan = (over: Partial<ScriptPlan> = {}): ScriptPlan => ({
   arrayLimit: null,
   partition: null,
   time: '02:00:00',
-  mem: '6G',
+  mem: '4G',
   cpusPerTask: 2,
   passThrough: [],
   sessionLabels: null,
