@@ -139,8 +139,9 @@ async function placeViaTemp(finalPath: string, fill: (tmpPath: string) => Promis
   await commitAtomic(tmpPath, finalPath);
 }
 
+/** Flush a file to disk. Opened read-only: a copy keeps its source's mode, which may be 0444. */
 async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r+');
+  const handle = await open(file, 'r');
   try {
     await handle.sync();
   } finally {
