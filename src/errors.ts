@@ -59,6 +59,9 @@ export const catalogue = {
   ATLAS_INVALID: { exit: ExitCode.badData, hint: 'rebuild it with `npm run setup` or fix the folder given to --atlas' },
   QC_FAILED: { exit: ExitCode.failure, hint: 'open the QC report; the output was not written' },
   QC_IMAGE_FAILED: { exit: ExitCode.failure, hint: 'the image fails a check: see the verdict above, and the page written with --out' },
+  SLURM_USAGE: { exit: ExitCode.usage, hint: 'usage: micanon slurm bids_dir output_dir [slurm options] [participant options]; see micanon slurm --help' },
+  SLURM_UNAVAILABLE: { exit: ExitCode.failure, hint: 'run micanon slurm on a login node where sbatch works, or use --print and submit the script yourself' },
+  SLURM_SUBMIT_FAILED: { exit: ExitCode.failure, hint: 'check the partition, time and memory against the cluster\'s limits (sinfo), then run the same command again' },
   INTERRUPTED: { exit: ExitCode.interrupted, hint: 'nothing partial was kept' },
 } as const;
 export type ErrorCode = keyof typeof catalogue;

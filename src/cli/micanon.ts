@@ -5,6 +5,8 @@
  *   micanon example [dir]     run on the built-in example dataset
  *   micanon qc IMAGE [--original ORIGINAL] [--method m] [--out DIR]
  *                             check an image anonymized by any tool (see src/commands/qc.ts)
+ *   micanon slurm bids_dir output_dir [options]
+ *                             a SLURM job array over participants + the group job (src/slurm/)
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +20,8 @@ import { runDataset } from '../pipeline/dataset.js';
 import { parseBidsAppArgs, parseExampleArgs } from './parser.js';
 import { parseQcArgs } from './qc.js';
 import { runCommand } from './run.js';
+import { parseSlurmArgs } from './slurm.js';
+import { runSlurm } from '../slurm/command.js';
 
 function setUpConsole(config: RunConfig): void {
   setConsoleLevel(config.logLevel);
@@ -36,6 +40,10 @@ async function main(argv: string[]): Promise<number> {
   if (first === 'qc') {
     const outcome = parseQcArgs(rest);
     return outcome.kind === 'exit' ? outcome.code : runQc(outcome.options);
+  }
+  if (first === 'slurm') {
+    const command = parseSlurmArgs(rest);
+    return command ? (await runSlurm(command)).code : 0;
   }
   const outcome = parseBidsAppArgs(argv);
   if (outcome.kind === 'spec') {

@@ -64,6 +64,8 @@ Other commands:
   micanon example [DIR] [options]   make the built-in example dataset in DIR and anonymize it
   micanon qc IMAGE [--original ORIGINAL] [--method deface|reface|warpface] [--out DIR] [--json]
                                     check one image anonymized by any tool (micanon qc --help)
+  micanon slurm bids_dir output_dir [--container SIF | --native] [--submit] [participant options]
+                                    a SLURM job array, one participant per task, then the group level (micanon slurm --help)
   micapipe_anonymize -help          micapipe's command line, on the same engine
 
 Exit codes: 0 ok, 1 failure, 16 validation failed, 17 unknown analysis level, 18 no files selected,

@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { workFolderName } from '../bids/atomic.js';
-import { discoverAnatomy } from '../bids/discover.js';
+import { runId, workFolderName } from '../bids/atomic.js';
+import { discoverAnatomy, type SessionPlan } from '../bids/discover.js';
 import type { RunConfig } from '../config.js';
 import { Engine } from '../engine/bridge.js';
 import { atlasInfo } from '../engine/contract.js';
@@ -39,6 +39,18 @@ async function makeWorkDir(config: RunConfig): Promise<string> {
   }
   setWorkFolder(folder, !config.cleanup);
   return folder;
+}
+
+/**
+ * The run's own JSON-lines log: `micanon_<start>_[sub-<label>_]<run id>.jsonl`. The run id (host,
+ * pid namespace, pid, random) keeps two runs apart even when SLURM tasks on two nodes start in
+ * the same millisecond with the same pid, so no two runs ever append to one file; the label
+ * (when the run has one participant, as a SLURM task does) says whose log it is.
+ */
+function runLogName(started: Date, plans: readonly SessionPlan[]): string {
+  const subjects = [...new Set(plans.map((p) => p.subject))];
+  const whose = subjects.length === 1 ? `sub-${subjects[0]}_` : '';
+  return `micanon_${started.toISOString().replace(/[:.]/g, '-')}_${whose}${runId}.jsonl`;
 }
 
 /**
@@ -87,7 +99,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
     const accepted = plans.filter((plan) => !refusedSubjects.has(plan.subject));
     if (accepted.length > 0) {
       await prepareOutputDataset(config);
-      addJsonLogFile(path.join(config.outputDir, 'logs', `micanon_${started.toISOString().replace(/[:.]/g, '-')}_${process.pid}.jsonl`));
+      addJsonLogFile(path.join(config.outputDir, 'logs', runLogName(started, accepted)));
     }
     log.info(
       `micanon ${packageVersion}: ${accepted.length === plans.length ? plans.length : `${accepted.length} of ${plans.length}`} session(s), methods ${config.methods.join(', ')}, ` +

@@ -55,6 +55,15 @@ export function printSummary(records: readonly OutputRecord[], timings: Readonly
   for (const [name, stages] of timings) log.info(`  ${sessionTimeLine(name, stages)}`);
 }
 
+/**
+ * The run record of one session: `<output_dir>/logs/sub-<label>[_ses-<label>]_micanon.json`, written
+ * once the session's run ends. The group level gathers them; `micanon slurm` reads them to tell
+ * the participants that are done from those to submit again (src/slurm/tasks.ts).
+ */
+export function runRecordPath(outputDir: string, session: Parameters<typeof sessionName>[0]): string {
+  return path.join(outputDir, 'logs', `${sessionName(session)}_micanon.json`);
+}
+
 /** Per-session run records (JSON) in output_dir/logs: what the group level reads. */
 export async function writeRunSummary(
   config: RunConfig,
@@ -70,7 +79,7 @@ export async function writeRunSummary(
     bySession.set(key, [...(bySession.get(key) ?? []), record]);
   }
   for (const [name, rows] of bySession) {
-    const file = path.join(config.outputDir, 'logs', `${name}_micanon.json`);
+    const file = runRecordPath(config.outputDir, rows[0]!);
     const body = {
       micanon: packageVersion,
       started: started.toISOString(),

@@ -63,6 +63,20 @@ describe('writeGroupReport', () => {
     expect(page).not.toMatch(/<script|https?:\/\//i);
   });
 
+  it('writes an existing participant page again from all its sessions (sessions run as parallel tasks)', async () => {
+    const out = await newDir();
+    const a = goodRecord({ subject: '01', session: 'a', method: 'deface' });
+    const b = goodRecord({ subject: '01', session: 'b', method: 'deface' });
+    await writeOutputDir(out, [a, b]);
+    // The session that finished last rewrote the page before the other's record was on disk.
+    await writeParticipantReport(out, '01', [b]);
+    expect(await readFile(path.join(out, 'sub-01.html'), 'utf8')).not.toContain(outputAnchor(a));
+    await writeGroupReport(out);
+    const page = await readFile(path.join(out, 'sub-01.html'), 'utf8');
+    expect(page).toContain(outputAnchor(a));
+    expect(page).toContain(outputAnchor(b));
+  });
+
   it('lists unreadable records and still writes the rest', async () => {
     const out = await newDir();
     await writeOutputDir(out, [goodRecord()]);

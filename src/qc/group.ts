@@ -10,7 +10,7 @@ import { packageVersion } from '../version.js';
 import { SUMMARY_HEADERS, summaryCells } from './checks.js';
 import { badge, html, pageDocument, type Html } from './html.js';
 import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type UnreadableQcRecord } from './records.js';
-import { existingPaths, outputAnchor, participantReportPath } from './report.js';
+import { existingPaths, outputAnchor, participantReportPath, writeParticipantReport } from './report.js';
 
 export function groupReportPath(qcDir: string): string {
   return path.join(qcDir, 'group_qc.html');
@@ -60,8 +60,18 @@ export function groupTsv(records: readonly QcRecord[]): string {
   return [[...GROUP_TSV_COLUMNS], ...rows].map((row) => `${row.join('\t')}\n`).join('');
 }
 
+/** A session of the dataset with no run record: not run yet, still running, or refused or killed. */
+export interface MissingResult {
+  subject: string;
+  session: string | null;
+  /** What is known of why (e.g. the error line of its SLURM task log). */
+  reason: string;
+}
+
 export interface GroupPage {
   records: readonly QcRecord[];
+  /** Sessions of bids_dir without a result: listed so a failed participant is not silently absent. */
+  missing?: readonly MissingResult[];
   unreadable?: readonly UnreadableQcRecord[];
   /** File names (relative to qc_dir) of the participant pages that exist, e.g. `sub-01.html`. */
   participantPages: ReadonlySet<string>;
@@ -84,7 +94,8 @@ export function groupReportHtml(page: GroupPage): string {
   const records = [...page.records].sort(compareFailedFirst);
   const unreadable = page.unreadable ?? [];
   const failed = records.filter((r) => r.status !== 'PASS').length;
-  const subjects = [...new Set(records.map((r) => r.subject))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const missing = page.missing ?? [];
+  const subjects = [...new Set([...records.map((r) => r.subject), ...missing.map((m) => m.subject)])].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const generated = page.generated ?? new Date();
   const pageOf = (subject: string) => (page.participantPages.has(`sub-${subject}.html`) ? `sub-${subject}.html` : null);
   const body = html`<section id="summary">
@@ -96,7 +107,15 @@ export function groupReportHtml(page: GroupPage): string {
 <div class="tile pass"><b>${records.length - failed}</b>passed</div>
 <div class="tile${failed > 0 ? ' fail' : ''}"><b>${failed}</b>failed</div>
 ${unreadable.length > 0 ? html`<div class="tile fail"><b>${unreadable.length}</b>unreadable QC records</div>` : ''}
+${missing.length > 0 ? html`<div class="tile fail"><b>${missing.length}</b>sessions without a result</div>` : ''}
 </div>
+${
+  missing.length > 0
+    ? html`<div class="alert" id="missing"><b>Sessions without a result</b> (no run record in <code>logs/</code>: not run yet, or refused, failed or killed before the end; nothing of them was written):<table class="outputs"><thead><tr><th>Participant</th><th>Session</th><th>Why</th></tr></thead><tbody>${missing.map(
+        (m) => html`<tr class="failed"><td>sub-${m.subject}</td><td>${m.session ?? '—'}</td><td>${m.reason}</td></tr>`,
+      )}</tbody></table></div>`
+    : ''
+}
 ${
   unreadable.length > 0
     ? html`<div class="alert"><b>QC records that could not be read</b>:<ul>${unreadable.map((u) => html`<li><code>${u.file}</code>: ${u.reason}</li>`)}</ul></div>`
@@ -139,14 +158,25 @@ export interface GroupReportWritten {
 
 /**
  * Read every QC record under `<qc_dir>/logs/qc/` and write `group_qc.html` and
- * `logs/group_qc.tsv` there (atomically). Links go to participant pages that exist at the time.
+ * `logs/group_qc.tsv` there (atomically), and every participant page `sub-XX.html` that exists again. Links go to participant pages that exist at the time.
  */
-export async function writeGroupReport(qcDir: string): Promise<GroupReportWritten> {
+export async function writeGroupReport(qcDir: string, options: { missing?: readonly MissingResult[] } = {}): Promise<GroupReportWritten> {
   const { records, unreadable } = await readQcRecords(qcDir);
   const pageNames = [...new Set(records.map((r) => path.basename(participantReportPath(qcDir, r.subject))))];
+  // Each participant page again, from every record: the tasks of one participant's sessions
+  // (micanon slurm --per-session) each rewrote it from the records there at that moment.
+  const pages = await existingPaths(qcDir, pageNames);
+  for (const subject of new Set(records.map((r) => r.subject))) {
+    if (!pages.has(path.basename(participantReportPath(qcDir, subject)))) continue;
+    const own = await readQcRecords(qcDir, subject);
+    await writeParticipantReport(qcDir, subject, own.records, { unreadable: own.unreadable });
+  }
   const htmlFile = groupReportPath(qcDir);
   const tsvFile = groupTsvPath(qcDir);
-  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, participantPages: await existingPaths(qcDir, pageNames) }));
+  await writeFileAtomic(
+    htmlFile,
+    groupReportHtml({ records, unreadable, missing: options.missing, participantPages: pages }),
+  );
   await writeFileAtomic(tsvFile, groupTsv(records));
   return { html: htmlFile, tsv: tsvFile, records: records.length, unreadable: unreadable.length };
 }
