@@ -77,6 +77,7 @@ class ProbeResult:
     nearest: str | None
     nearest_score: float | None
     own_score: float | None
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def hit(self) -> bool:
@@ -89,6 +90,7 @@ class ProbeResult:
             "protocol": self.protocol, "kind": p.kind, "subject": p.identity, "session": p.session, "input": p.image,
             "views": p.views, "face_views": len(p.descriptors), "nearest": self.nearest,
             "nearest_score": _round(self.nearest_score), "own_score": _round(self.own_score), "hit": self.hit,
+            "scores": {identity: _round(score) for identity, score in sorted(self.scores.items())},
         }
 
 
@@ -124,7 +126,7 @@ def match(probe: FaceSet, gallery: Iterable[FaceSet], protocol: str = CROSS_VIEW
     if not scores:
         return ProbeResult(probe, protocol, None, None, None)
     nearest = min(sorted(scores), key=lambda identity: scores[identity])
-    return ProbeResult(probe, protocol, nearest, scores[nearest], scores.get(probe.identity))
+    return ProbeResult(probe, protocol, nearest, scores[nearest], scores.get(probe.identity), scores)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def test_cross_view_never_compares_a_view_with_the_same_view():
     assert cross.nearest == "B" and not cross.hit
     assert cross.own_score == pytest.approx(6.0)  # |0 - 3| over 4 dimensions
     assert cross.nearest_score == pytest.approx(2.0)
+    assert cross.to_json()["scores"] == {"A": 6.0, "B": 2.0}
 
 
 def test_scores_average_the_probes_face_views():

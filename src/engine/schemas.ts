@@ -213,6 +213,8 @@ export const attackProbeSchema = z.object({
   nearest_score: z.number().nullable(),
   own_score: z.number().nullable(),
   hit: z.boolean(),
+  /** Every gallery identity's score (lower is nearer). */
+  scores: z.record(z.string(), z.number()),
 });
 export type AttackProbe = z.infer<typeof attackProbeSchema>;
 

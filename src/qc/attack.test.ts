@@ -23,8 +23,8 @@ function attackResult(overrides: Partial<AttackReply> = {}): AttackReply {
       rate('same_view', 'reface', 2, 4),
     ],
     probes: [
-      { protocol: 'cross_view', kind: 'deface', subject: 'A', session: '01', input: 'sub-A/ses-01/anat/sub-A_ses-01_T1w.nii.gz', views: 7, face_views: 0, nearest: null, nearest_score: null, own_score: null, hit: false },
-      { protocol: 'cross_view', kind: 'input', subject: 'B', session: null, input: 'sub-B/anat/sub-B_T1w.nii.gz', views: 7, face_views: 5, nearest: 'B', nearest_score: 0.41, own_score: 0.41, hit: true },
+      { protocol: 'cross_view', kind: 'deface', subject: 'A', session: '01', input: 'sub-A/ses-01/anat/sub-A_ses-01_T1w.nii.gz', views: 7, face_views: 0, nearest: null, nearest_score: null, own_score: null, hit: false, scores: {} },
+      { protocol: 'cross_view', kind: 'input', subject: 'B', session: null, input: 'sub-B/anat/sub-B_T1w.nii.gz', views: 7, face_views: 5, nearest: 'B', nearest_score: 0.41, own_score: 0.41, hit: true, scores: { A: 0.52, B: 0.41, 'atlas-face': 0.6 } },
     ],
     gallery: { identities: ['A', 'B', 'atlas-face'], subjects: ['A', 'B'], images: 4, faces: 20, distractors: ['atlas-face'] },
     conclusive: true,
