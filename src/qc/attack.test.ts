@@ -40,7 +40,8 @@ describe('the attack on the group page', () => {
   it('shows the rank-1 table with the counts behind every rate, inputs first', () => {
     const page = groupReportHtml({ records: [goodRecord()], participantPages: new Set(), attack: { result: attackResult() } });
     const section = page.slice(page.indexOf('<section id="attack">'), page.indexOf('<section id="outputs">'));
-    expect(section).toContain('<div class="alert ok">the attack re-identified 4 of 4 inputs');
+    // conclusive, but on two people: a warning, not green
+    expect(section).toContain('<div class="alert warn">the attack re-identified 4 of 4 inputs');
     const rows = section.split('<tbody>')[1]!.split('</tbody>')[0]!.split('<tr>').slice(1);
     expect(rows.map((row) => row.match(/<td>([^<]*)<\/td><td>([^<]*)<\/td>/)!.slice(1))).toEqual([
       ['inputs (unmodified)', 'cross-view'],
@@ -55,6 +56,12 @@ describe('the attack on the group page', () => {
     expect(rows[2]).toContain('<td class="num">1 / 4</td><td class="num"><b>25%</b></td><td class="num">10%–90%</td><td class="num">0</td><td class="num">3</td>');
     expect(section).toContain('2 participant(s), 4 image(s), 20 faces');
     expect(page).toContain('<a href="#attack">Attack</a>');
+  });
+
+  it('is green only when the attack works on more than two people', () => {
+    const gallery = { identities: ['A', 'B', 'C', 'atlas-face'], subjects: ['A', 'B', 'C'], images: 3, faces: 9, distractors: ['atlas-face'] };
+    const page = groupReportHtml({ records: [goodRecord()], participantPages: new Set(), attack: { result: attackResult({ gallery, verdict: 'the attack re-identified 3 of 3 inputs' }) } });
+    expect(page).toContain('<div class="alert ok">the attack re-identified 3 of 3 inputs.</div>');
   });
 
   it('says the attack proves nothing when it does not re-identify most inputs', () => {
@@ -91,7 +98,8 @@ describe('the attack TSVs', () => {
     expect(table[2]![ATTACK_TSV_COLUMNS.indexOf('no_face')]).toBe('3');
     const probes = tsvRows(await readFile(attackProbesTsvPath(out), 'utf8'));
     expect(probes[0]).toEqual([...ATTACK_PROBE_TSV_COLUMNS]);
-    expect(probes[1]).toEqual(['cross_view', 'deface', 'A', '01', 'sub-A/ses-01/anat/sub-A_ses-01_T1w.nii.gz', '7', '0', 'n/a', 'n/a', 'n/a', 'false']);
+    expect(probes[1]).toEqual(['cross_view', 'deface', 'A', '01', 'sub-A/ses-01/anat/sub-A_ses-01_T1w.nii.gz', '7', '0', 'n/a', 'n/a', 'n/a', 'false', 'n/a']);
+    expect(probes[2]!.at(-1)).toBe('A=0.52 B=0.41 atlas-face=0.6');
 
     const again = await writeGroupReport(out, read, { error: 'the Python engine did not start' });
     expect(again.attackTsvs).toEqual([]);

@@ -46,6 +46,7 @@ export const ATTACK_PROBE_TSV_COLUMNS = [
   'nearest_score',
   'own_score',
   'hit',
+  'scores',
 ] as const;
 
 /** The rank-1 table as TSV: one row per (protocol, probe kind). */
@@ -60,7 +61,10 @@ export function attackTsv(result: AttackReply): string {
 export function attackProbesTsv(result: AttackReply): string {
   return tsvText(
     ATTACK_PROBE_TSV_COLUMNS,
-    result.probes.map((p) => [p.protocol, p.kind, p.subject, p.session, p.input, p.views, p.face_views, p.nearest, p.nearest_score, p.own_score, p.hit]),
+    result.probes.map((p) => {
+      const scores = Object.entries(p.scores).map(([identity, score]) => `${identity}=${score}`);
+      return [p.protocol, p.kind, p.subject, p.session, p.input, p.views, p.face_views, p.nearest, p.nearest_score, p.own_score, p.hit, scores.length ? scores.join(' ') : null];
+    }),
   );
 }
 
@@ -92,11 +96,13 @@ export function attackSection(outcome: AttackOutcome | undefined): Html {
   }
   const { result } = outcome;
   const { gallery } = result;
+  // Green only when the attack works on a gallery of more than two people; a warning otherwise.
+  const tone = !result.conclusive ? '' : gallery.subjects.length > 2 ? ' ok' : ' warn';
   return html`<section id="attack"><h2>Re-identification attack</h2>
-<div class="alert${result.conclusive ? ' ok' : ''}">${result.conclusive ? '' : html`<b>Inconclusive</b>: `}${result.verdict}.</div>
+<div class="alert${tone}">${result.conclusive ? '' : html`<b>Inconclusive</b>: `}${result.verdict}.</div>
 <table class="methods attack"><thead><tr><th>Probes</th><th>Protocol</th><th class="num">Re-identified</th><th class="num">Rank-1 rate</th><th class="num">95% CI (Wilson)</th><th class="num">No face</th><th class="num">Nearest: atlas face</th><th class="num">Chance</th></tr></thead><tbody>
 ${result.table.map(rateRow)}
 </tbody></table>
-<p class="muted">Face recognition (dlib's ResNet descriptor) matches each render set against a gallery of every input's renders (${gallery.subjects.length} participant(s), ${gallery.images} image(s), ${gallery.faces} faces) plus ${gallery.distractors.length > 0 ? html`the atlas face as a distractor` : 'no distractor'}: ${gallery.identities.length} identities. A probe is re-identified when its nearest identity (mean over its views of the nearest gallery face) is its own participant. <b>Cross-view</b>: a view meets the gallery's other views only, the same test for every row (an input never meets its own picture). <b>Same view</b>: the attacker's best case, an output against its own input's camera view; inputs have none. A probe with no face in any view (${result.views.join(', ')}; profiles left out) counts as a miss. Published rates on real cohorts of 84-182 people: unmodified 83-98%, defacing 28-38%, mri_reface 8%. Rows and counts: <code>logs/group_attack.tsv</code>, one row per probe: <code>logs/group_attack_probes.tsv</code>.</p>
+<p class="muted">Face recognition (dlib's ResNet descriptor) matches each render set against a gallery of every input's renders (${gallery.subjects.length} participant(s), ${gallery.images} image(s), ${gallery.faces} faces) plus ${gallery.distractors.length > 0 ? html`the atlas face as a distractor` : 'no distractor'}: ${gallery.identities.length} identities. A probe is re-identified when its nearest identity (mean over its views of the nearest gallery face) is its own participant. <b>Cross-view</b>: a view meets the gallery's other views only, the same test for every row (an input never meets its own picture). <b>Same view</b>: an output's view against the gallery's same view only (input and output share the camera); inputs have none. A probe with no face in any view (${result.views.join(', ')}; profiles left out) counts as a miss. Published rates on real cohorts of 84-182 people: unmodified 83-98%, defacing 28-38%, mri_reface 8%. Rows and counts: <code>logs/group_attack.tsv</code>, one row per probe: <code>logs/group_attack_probes.tsv</code>.</p>
 </section>`;
 }
