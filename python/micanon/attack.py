@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -187,7 +187,7 @@ def rate_of(results: list[ProbeResult], protocol: str, kind: str, gallery_identi
     )
 
 
-def run_attack(inputs: list[FaceSet], outputs: list[FaceSet], distractors: list[FaceSet] = ()) -> dict[str, Any]:
+def run_attack(inputs: Sequence[FaceSet], outputs: Sequence[FaceSet], distractors: Sequence[FaceSet] = ()) -> dict[str, Any]:
     """The whole attack on descriptors: every input and output probed, the gallery being every
     input plus the distractors. Returns {"table": [Rate rows], "probes": [ProbeResult rows],
     "gallery": {...}, "conclusive": bool, "verdict": str}.
