@@ -175,3 +175,19 @@ def test_person_a_is_told_from_the_atlas_face_across_views(atlas_renders, tmp_pa
     assert probe["nearest"] == "A"  # across views: its own other views, not the average face
     reface = _rows(result, CROSS_VIEW)["reface"]
     assert (reface["probes"], reface["no_face"], reface["hits"]) == (1, 1, 0)
+
+
+@pytest.mark.skipif(not PERSON_A.is_file(), reason=f"person A's data not found at {PERSON_A} (licence: not in repo)")
+def test_the_evidence_dataset_files_stress_copies_as_sessions_of_their_person(tmp_path):
+    import nibabel as nib
+
+    from tests.stress_dataset import write_dataset
+
+    written = write_dataset(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "sub-A/ses-01/anat/sub-A_ses-01_T1w.nii.gz", "sub-A/ses-02/anat/sub-A_ses-02_T1w.nii.gz",
+        "sub-B/ses-01/anat/sub-B_ses-01_T1w.nii.gz", "sub-B/ses-02/anat/sub-B_ses-02_T1w.nii.gz",
+    ]
+    assert (tmp_path / "participants.tsv").read_text().split() == ["participant_id", "sub-A", "sub-B"]
+    # the copy is the same person on another grid (thick slices), not a new one
+    assert nib.load(str(written[1])).header.get_zooms() == pytest.approx((1.0, 1.0, 4.0), abs=0.05)
