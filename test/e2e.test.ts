@@ -114,6 +114,15 @@ describe('micanon example (runs anywhere)', () => {
     expect(readFileSync(path.join(all, 'logs', 'group_summary.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
     expect(readFileSync(path.join(all, 'logs', 'group_qc.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
     expect(readFileSync(path.join(all, 'group_qc.html'), 'utf8')).toContain('sub-example');
+    // ... and attacks it: every input and output against a gallery of the inputs and the atlas
+    // face (one person here, the atlas's own: the rates say nothing, the page says why).
+    expect(group.all).toMatch(/re-identification attack \(rank-1, cross-view\): input \d\/2, deface \d\/2, reface \d\/2, warpface \d\/2; /);
+    const attack = readFileSync(path.join(all, 'logs', 'group_attack.tsv'), 'utf8').trim().split('\n').map((line) => line.split('\t'));
+    expect(attack.slice(1).map((row) => `${row[0]} ${row[1]} ${row[2]}`)).toEqual([
+      'cross_view input 2', 'cross_view deface 2', 'cross_view reface 2', 'cross_view warpface 2',
+      'same_view deface 2', 'same_view reface 2', 'same_view warpface 2',
+    ]);
+    expect(readFileSync(path.join(all, 'group_qc.html'), 'utf8')).toMatch(/holds 1 person\(s\)|proves nothing on this dataset/);
   });
 
   it('with no T1w, the best 3D image stands in, and the log, run record and report say why', async () => {

@@ -287,3 +287,23 @@ def check_inputs(request: dict[str, Any]) -> dict[str, Any]:
     from micanon.inputs import check_image
 
     return {"images": [check_image(p).to_json() for p in request["paths"]]}
+
+
+@bridged
+def reidentify(request: dict[str, Any]) -> dict[str, Any]:
+    """The group level's re-identification attack (micanon.attack, docs/identity.md).
+
+    Request: qc_dir (the folder the records' render paths are relative to), records (QC records
+    or their subject, session, input, method and renders), atlas (folder: its template is the
+    distractor face; null for none). Reads the renders, renders the atlas template; writes
+    nothing. Returns the rank-1 table per protocol and probe kind, one row per probe, the
+    gallery, and whether the attack can speak on this dataset (``conclusive``, ``verdict``).
+    """
+    from micanon.atlas.load import load_atlas
+    from micanon.attack import attack_dataset
+    from micanon.qc import REPORT_VIEWS
+
+    records = request["records"]
+    atlas = request["atlas"]
+    template = None if atlas is None else load_atlas(atlas).template
+    return attack_dataset(records, request["qc_dir"], template, REPORT_VIEWS)

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { Engine } from './bridge.js';
 import {
   atlasInfoSchema,
+  attackReplySchema,
   imageInfoSchema,
   inputChecksSchema,
   methodSchema,
@@ -107,6 +108,24 @@ export const contract = {
     }),
     reply: qcImageReplySchema,
   },
+  reidentify: {
+    request: z.object({
+      /** The folder the records' render paths are relative to. */
+      qc_dir: path,
+      /** The atlas folder: its template is the distractor face (null: none). */
+      atlas: path.nullable(),
+      records: z.array(
+        z.object({
+          subject: label,
+          session: label.nullable(),
+          input: z.string(),
+          method: methodSchema,
+          renders: z.object({ input: z.record(z.string(), z.string()), output: z.record(z.string(), z.string()) }),
+        }),
+      ),
+    }),
+    reply: attackReplySchema,
+  },
 } as const;
 
 export type CallName = keyof typeof contract;
@@ -132,6 +151,7 @@ export const makeExample = bridgeCall('make_example');
 export const anonymizeSessionCall = bridgeCall('anonymize_session');
 export const qcOutputs = bridgeCall('qc_outputs');
 export const qcImage = bridgeCall('qc_image');
+export const reidentifyCall = bridgeCall('reidentify');
 
 /** The requests as JSON Schema (draft 2020-12), what Python validates against. */
 export function contractJsonSchema(): Record<string, unknown> {

@@ -15,7 +15,8 @@ import { discoverAnatomy } from '../bids/discover.js';
 import { writeGroupReport, type MissingResult } from '../qc/group.js';
 import { taskKey, taskLogErrors } from '../slurm/tasklogs.js';
 import { runRecordPath } from './summary.js';
-import { qcFolder } from '../qc/records.js';
+import { qcFolder, readQcRecords } from '../qc/records.js';
+import { reidentifyDataset } from './attack.js';
 import { packageRepository, packageVersion } from '../version.js';
 
 /**
@@ -176,8 +177,18 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   await writeFileAtomic(path.join(logs, 'group_summary.tsv'), `${tsv}\n`);
   const note = qcLocationNote(config);
   if (note) log.info(note);
-  const qc = await writeGroupReport(config.qcDir, { missing });
+  const read = await readQcRecords(config.qcDir);
+  const attack = await reidentifyDataset(config, read.records);
+  const qc = await writeGroupReport(config.qcDir, { missing, read, attack });
   if (qc.records === 0) log.warn(`no QC records in ${qcFolder(config.qcDir)}: give the group level the --output-layout and --qc-dir of the participant run`);
+  if (attack && 'result' in attack) {
+    const rate = (kind: string) => attack.result.table.find((r) => r.protocol === 'cross_view' && r.kind === kind);
+    const rates = ['input', 'deface', 'reface', 'warpface'].flatMap((kind) => {
+      const r = rate(kind);
+      return r && r.probes > 0 ? [`${kind} ${r.hits}/${r.probes}`] : [];
+    });
+    log.info(`re-identification attack (rank-1, cross-view): ${rates.join(', ')}; ${attack.result.verdict} -> ${qc.attackTsvs[0]}`);
+  }
   log.info(`group QC report: ${qc.html}`);
   const failed = rows.filter((r) => r[4] !== 'ok' && r[4] !== 'no result');
   const notWritten = failed.filter((r) => r[6] === 'n/a').length;

@@ -46,7 +46,7 @@ describe('writeGroupReport', () => {
     for (const subject of ['01', '02']) await writeParticipantReport(out, subject, records); // sub-10 has no page yet
 
     const written = await writeGroupReport(out);
-    expect(written).toEqual({ html: groupReportPath(out), tsv: groupTsvPath(out), records: 4, unreadable: 0 });
+    expect(written).toEqual({ html: groupReportPath(out), tsv: groupTsvPath(out), attackTsvs: [], records: 4, unreadable: 0 });
     expect(tsvRows(await readFile(groupTsvPath(out), 'utf8'))).toHaveLength(1 + records.length);
 
     const page = await readFile(groupReportPath(out), 'utf8');

@@ -4,13 +4,16 @@
  * with the same rows for machines. Both are rebuilt from the QC records in `<qc_dir>/logs/qc/`
  * (qc_dir: --qc-dir, by default output_dir; see src/config.ts).
  */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
 import { packageVersion } from '../version.js';
+import { attackProbesTsv, attackProbesTsvPath, attackSection, attackTsv, attackTsvPath, type AttackOutcome } from './attack.js';
 import { SUMMARY_HEADERS, summaryCells } from './checks.js';
 import { badge, html, pageDocument, type Html } from './html.js';
-import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type UnreadableQcRecord } from './records.js';
+import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type QcRecordsRead, type UnreadableQcRecord } from './records.js';
 import { existingPaths, outputAnchor, participantReportPath, writeParticipantReport } from './report.js';
+import { tsvText } from './tsv.js';
 
 export function groupReportPath(qcDir: string): string {
   return path.join(qcDir, 'group_qc.html');
@@ -34,30 +37,22 @@ export const GROUP_TSV_COLUMNS = [
   'header_pass',
 ] as const;
 
-/** One TSV cell: `n/a` for missing values (BIDS convention); tabs and line breaks cannot split a row. */
-function tsvCell(value: string | number | boolean | null | undefined): string {
-  if (value === null || value === undefined) return 'n/a';
-  return String(value).replace(/[\t\r\n]+/g, ' ');
-}
-
 /** The TSV text (header + one row per record, in reading order). */
 export function groupTsv(records: readonly QcRecord[]): string {
-  const rows = [...records].sort(compareRecords).map((r) =>
-    [
-      r.subject,
-      r.session,
-      r.input,
-      r.method,
-      r.status,
-      r.checks.brain_voxels_changed.value,
-      r.checks.face.pass,
-      r.checks.identity?.distance,
-      r.checks.identity?.threshold,
-      r.checks.registration.flag,
-      r.checks.header.pass,
-    ].map(tsvCell),
-  );
-  return [[...GROUP_TSV_COLUMNS], ...rows].map((row) => `${row.join('\t')}\n`).join('');
+  const rows = [...records].sort(compareRecords).map((r) => [
+    r.subject,
+    r.session,
+    r.input,
+    r.method,
+    r.status,
+    r.checks.brain_voxels_changed.value,
+    r.checks.face.pass,
+    r.checks.identity?.distance,
+    r.checks.identity?.threshold,
+    r.checks.registration.flag,
+    r.checks.header.pass,
+  ]);
+  return tsvText(GROUP_TSV_COLUMNS, rows);
 }
 
 /** A session of the dataset with no run record: not run yet, still running, or refused or killed. */
@@ -75,6 +70,8 @@ export interface GroupPage {
   unreadable?: readonly UnreadableQcRecord[];
   /** File names (relative to qc_dir) of the participant pages that exist, e.g. `sub-01.html`. */
   participantPages: ReadonlySet<string>;
+  /** The dataset's re-identification attack (absent: not run, no section). */
+  attack?: AttackOutcome;
   generated?: Date;
 }
 
@@ -123,6 +120,7 @@ ${
 }
 ${records.length > 0 ? methodTable(records) : html`<div class="alert">No QC records found in <code>logs/qc/</code>.</div>`}
 </section>
+${attackSection(page.attack)}
 <section id="outputs"><h2>Outputs</h2>
 <table class="outputs"><thead><tr><th>Participant</th><th>Session</th><th>Image</th><th>Method</th>${SUMMARY_HEADERS.map((h) => html`<th>${h}</th>`)}<th>Report</th></tr></thead><tbody>
 ${records.map((r) => {
@@ -138,6 +136,7 @@ ${records.map((r) => {
     subtitle: 'dataset summary',
     nav: [
       { href: '#summary', label: 'Summary' },
+      ...(page.attack ? [{ href: '#attack', label: 'Attack' }] : []),
       { href: '#outputs', label: 'Outputs' },
       ...subjects.flatMap((s) => {
         const pageFile = pageOf(s);
@@ -152,16 +151,25 @@ ${records.map((r) => {
 export interface GroupReportWritten {
   html: string;
   tsv: string;
+  /** logs/group_attack.tsv and logs/group_attack_probes.tsv, when the attack ran. */
+  attackTsvs: string[];
   records: number;
   unreadable: number;
 }
 
 /**
- * Read every QC record under `<qc_dir>/logs/qc/` and write `group_qc.html` and
- * `logs/group_qc.tsv` there (atomically), and every participant page `sub-XX.html` that exists again. Links go to participant pages that exist at the time.
+ * Write `group_qc.html` and `logs/group_qc.tsv` under qc_dir (atomically) from the QC records
+ * read there (`readQcRecords(qcDir)`, or `options.read`), every participant page `sub-XX.html`
+ * that exists again, and the attack's TSVs when it ran (those of an earlier run are removed
+ * when it did not: they would speak for outputs they never saw). Links go to participant pages
+ * that exist at the time.
  */
-export async function writeGroupReport(qcDir: string, options: { missing?: readonly MissingResult[] } = {}): Promise<GroupReportWritten> {
-  const { records, unreadable } = await readQcRecords(qcDir);
+export async function writeGroupReport(
+  qcDir: string,
+  options: { missing?: readonly MissingResult[]; read?: QcRecordsRead; attack?: AttackOutcome } = {},
+): Promise<GroupReportWritten> {
+  const { attack } = options;
+  const { records, unreadable } = options.read ?? (await readQcRecords(qcDir));
   const pageNames = [...new Set(records.map((r) => path.basename(participantReportPath(qcDir, r.subject))))];
   // Each participant page again, from every record: the tasks of one participant's sessions
   // (micanon slurm --per-session) each rewrote it from the records there at that moment.
@@ -173,10 +181,15 @@ export async function writeGroupReport(qcDir: string, options: { missing?: reado
   }
   const htmlFile = groupReportPath(qcDir);
   const tsvFile = groupTsvPath(qcDir);
-  await writeFileAtomic(
-    htmlFile,
-    groupReportHtml({ records, unreadable, missing: options.missing, participantPages: pages }),
-  );
+  const attackFiles = [attackTsvPath(qcDir), attackProbesTsvPath(qcDir)];
+  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, missing: options.missing, attack, participantPages: pages }));
   await writeFileAtomic(tsvFile, groupTsv(records));
-  return { html: htmlFile, tsv: tsvFile, records: records.length, unreadable: unreadable.length };
+  if (attack && 'result' in attack) {
+    await writeFileAtomic(attackFiles[0]!, attackTsv(attack.result));
+    await writeFileAtomic(attackFiles[1]!, attackProbesTsv(attack.result));
+  } else {
+    await Promise.all(attackFiles.map((file) => rm(file, { force: true })));
+  }
+  const attackTsvs = attack && 'result' in attack ? attackFiles : [];
+  return { html: htmlFile, tsv: tsvFile, attackTsvs, records: records.length, unreadable: unreadable.length };
 }
