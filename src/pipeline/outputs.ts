@@ -3,6 +3,7 @@
  * several participant jobs share it; and the `group` level summary gathered from it.
  */
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
 import { ensureDerivativeDescription } from '../bids/derivatives.js';
@@ -13,15 +14,21 @@ import { log } from '../log.js';
 import { writeGroupReport } from '../qc/group.js';
 import { qcFolder } from '../qc/records.js';
 import { packageRepository, packageVersion } from '../version.js';
+import { validateOutput } from './validation.js';
 
 /**
  * `.bidsignore` of output_dir: run logs are never BIDS; QC (records, pages, figures) only where it
  * is written inside output_dir (the default outside the raw layout).
+ *
+ * Folder patterns carry no trailing slash: the BIDS validator 3 tests a folder by its path without
+ * one, so a pattern `.../figures/` hides the figures but not their folder, which it then reports
+ * as NOT_INCLUDED; `.../figures` hides both (gitignore: a pattern without a slash at the end
+ * matches files and folders alike).
  */
 export function bidsIgnoreText(config: Pick<RunConfig, 'outputDir' | 'qcDir'>): string {
   const qcRelative = path.relative(config.outputDir, config.qcDir);
-  if (qcRelative === '') return 'logs/\nsub-*/figures/\n*.html\n';
-  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}/\n`;
+  if (qcRelative === '') return 'logs/\nsub-*/figures\n*.html\n';
+  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}\n`;
   return 'logs/\n';
 }
 
@@ -146,7 +153,10 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   await writeFileAtomic(path.join(logs, 'group_summary.tsv'), `${tsv}\n`);
   const note = qcLocationNote(config);
   if (note) log.info(note);
-  const qc = await writeGroupReport(config.qcDir);
+  // Every participant's outputs together, as they will be shared (the group files are in logs/
+  // and the QC pages, both in .bidsignore).
+  const validation = await validateOutput(config, config.workDir ?? tmpdir(), []);
+  const qc = await writeGroupReport(config.qcDir, { validation: { output: validation } });
   if (qc.records === 0) log.warn(`no QC records in ${qcFolder(config.qcDir)}: give the group level the --output-layout and --qc-dir of the participant run`);
   log.info(`group QC report: ${qc.html}`);
   const failed = rows.filter((r) => r[4] !== 'ok');
@@ -156,5 +166,5 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
     `group: ${rows.length} output(s) from ${files.length} session(s), ${failed.length} failed` +
       `${writtenAnyway ? ` (${writtenAnyway} of them written because of --qc-fail-ok)` : ''} -> ${path.join(logs, 'group_summary.tsv')}`,
   );
-  return notWritten ? ExitCode.failure : ExitCode.ok;
+  return notWritten || (validation?.errors.length ?? 0) > 0 ? ExitCode.failure : ExitCode.ok;
 }

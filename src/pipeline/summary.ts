@@ -8,6 +8,7 @@ import type { RunConfig } from '../cli/config.js';
 import { log } from '../log.js';
 import { packageVersion } from '../version.js';
 import type { InputWarning } from './inputs.js';
+import type { RunValidation } from './validation.js';
 import { sessionName, type OutputRecord } from './session.js';
 
 export function summaryTable(records: readonly OutputRecord[]): string[] {
@@ -63,6 +64,7 @@ export async function writeRunSummary(
   timings: ReadonlyMap<string, Record<string, number>> = new Map(),
   references: ReadonlyMap<string, { input: string; reason: string }> = new Map(),
   inputWarnings: ReadonlyMap<string, readonly InputWarning[]> = new Map(),
+  validation: RunValidation = { input: null, output: null },
 ): Promise<void> {
   const bySession = new Map<string, OutputRecord[]>();
   for (const record of records) {
@@ -85,6 +87,8 @@ export async function writeRunSummary(
         ? { input: path.relative(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
         : null,
       inputWarnings: (inputWarnings.get(name) ?? []).map((w) => ({ ...w, input: path.relative(config.bidsDir, w.input) })),
+      // What the official BIDS validator said of this run's input and output (null: not run).
+      bidsValidation: validation,
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),

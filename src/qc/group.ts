@@ -11,6 +11,7 @@ import { SUMMARY_HEADERS, summaryCells } from './checks.js';
 import { badge, html, pageDocument, type Html } from './html.js';
 import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type UnreadableQcRecord } from './records.js';
 import { existingPaths, outputAnchor, participantReportPath } from './report.js';
+import { type PageValidation, validationSection } from './validation.js';
 
 export function groupReportPath(qcDir: string): string {
   return path.join(qcDir, 'group_qc.html');
@@ -65,6 +66,8 @@ export interface GroupPage {
   unreadable?: readonly UnreadableQcRecord[];
   /** File names (relative to qc_dir) of the participant pages that exist, e.g. `sub-01.html`. */
   participantPages: ReadonlySet<string>;
+  /** What the BIDS validator said of the output dataset, when it ran. */
+  validation?: PageValidation;
   generated?: Date;
 }
 
@@ -113,13 +116,14 @@ ${records.map((r) => {
   }</td></tr>`;
 })}
 </tbody></table>
-</section>`;
+</section>${validationSection(page.validation)}`;
   return pageDocument({
     title: 'micanon QC · dataset summary',
     subtitle: 'dataset summary',
     nav: [
       { href: '#summary', label: 'Summary' },
       { href: '#outputs', label: 'Outputs' },
+      ...(page.validation?.output ? [{ href: '#bids-validation', label: 'BIDS validation' }] : []),
       ...subjects.flatMap((s) => {
         const pageFile = pageOf(s);
         return pageFile ? [{ href: pageFile, label: `sub-${s}` }] : [];
@@ -141,12 +145,12 @@ export interface GroupReportWritten {
  * Read every QC record under `<qc_dir>/logs/qc/` and write `group_qc.html` and
  * `logs/group_qc.tsv` there (atomically). Links go to participant pages that exist at the time.
  */
-export async function writeGroupReport(qcDir: string): Promise<GroupReportWritten> {
+export async function writeGroupReport(qcDir: string, options: { validation?: PageValidation } = {}): Promise<GroupReportWritten> {
   const { records, unreadable } = await readQcRecords(qcDir);
   const pageNames = [...new Set(records.map((r) => path.basename(participantReportPath(qcDir, r.subject))))];
   const htmlFile = groupReportPath(qcDir);
   const tsvFile = groupTsvPath(qcDir);
-  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, participantPages: await existingPaths(qcDir, pageNames) }));
+  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, participantPages: await existingPaths(qcDir, pageNames), validation: options.validation }));
   await writeFileAtomic(tsvFile, groupTsv(records));
   return { html: htmlFile, tsv: tsvFile, records: records.length, unreadable: unreadable.length };
 }
