@@ -125,7 +125,7 @@ describe('parseValidatorJson', () => {
       summary: { totalFiles: 4 },
     });
     const parsed = parseValidatorJson(`Some banner\n${json}`)!;
-    expect(parsed.errors.map(issueLine)).toEqual(['JSON_SCHEMA_VALIDATION_ERROR /a.json [DeidentificationMethod]: Invalid JSON sidecar file. must be array']);
+    expect(parsed.errors.map(issueLine)).toEqual(['JSON_SCHEMA_VALIDATION_ERROR /a.json [DeidentificationMethod]: Invalid JSON sidecar file: must be array']);
     expect(issueLine(parsed.warnings[0]!)).toBe("SIDECAR_KEY_RECOMMENDED /a.nii.gz [Description]: A data file's JSON sidecar is missing a key listed as recommended.");
     expect(countsByCode(parsed.warnings)).toBe('SIDECAR_KEY_RECOMMENDED x2, README_FILE_MISSING x1');
     expect(parsed.totalFiles).toBe(4);

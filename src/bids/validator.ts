@@ -85,7 +85,8 @@ async function participantView(root: string, dataset: string, participants: read
   }
 }
 
-const firstSentence = (text: string): string => (text.trim().split(/(?<=\.)\s|\n/)[0] ?? '').trim();
+/** The first sentence of a message whose lines the validator wraps mid-sentence. */
+const firstSentence = (text: string): string => (text.replace(/\s+/g, ' ').trim().split(/(?<=\.)\s/)[0] ?? '').trim();
 
 /** The validator's JSON (`--format json`) as our issues; null when it is not that. */
 export function parseValidatorJson(stdout: string): Omit<ValidatorReport, 'validator' | 'dataset' | 'participants'> | null {
@@ -109,7 +110,7 @@ export function parseValidatorJson(stdout: string): Omit<ValidatorReport, 'valid
       severity: raw.severity === 'error' ? 'error' : 'warning',
       location: String(raw.location ?? ''),
       ...(raw.subCode ? { subCode: String(raw.subCode) } : {}),
-      message: [general, own].filter(Boolean).join(' ') || code,
+      message: (general && own ? `${general.replace(/[.:]$/, '')}: ${own}` : general || own) || code,
     };
   });
   const summary = (report as { summary?: { totalFiles?: unknown } }).summary;

@@ -28,7 +28,7 @@ export interface RunValidation {
 function logIssues(report: ValidatorReport, level: 'error' | 'warn', shown: number): void {
   for (const issue of report.errors.slice(0, shown)) log.log(level, `BIDS: ${issueLine(issue)}`);
   const more = report.errors.length - shown;
-  if (more > 0) log.log(level, `BIDS: ... and ${more} more error(s) (every one in the log file)`);
+  if (more > 0) log.log(level, `BIDS: ... and ${more} more error(s) (--log-level debug lists every one)`);
   for (const issue of report.errors.slice(shown)) log.debug(`BIDS: ${issueLine(issue)}`);
   for (const issue of report.warnings) log.verbose(`BIDS warning: ${issueLine(issue)}`);
 }
