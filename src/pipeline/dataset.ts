@@ -140,5 +140,8 @@ export async function runDataset(config: RunConfig): Promise<number> {
   }
   const code = runExitCode(inputs, records);
   // Output that breaks BIDS is micanon's own failure, whatever QC said of the images.
-  return code === ExitCode.ok && (validation.output?.errors.length ?? 0) > 0 ? ExitCode.failure : code;
+  const broken = validation.output?.errors.length ?? 0;
+  if (broken === 0) return code;
+  log.error(`${config.outputDir} breaks BIDS: ${broken} error(s) of the validator, named above, in the run record (bidsValidation) and on the QC page`);
+  return code === ExitCode.ok ? ExitCode.failure : code;
 }

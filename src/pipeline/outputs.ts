@@ -166,5 +166,7 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
     `group: ${rows.length} output(s) from ${files.length} session(s), ${failed.length} failed` +
       `${writtenAnyway ? ` (${writtenAnyway} of them written because of --qc-fail-ok)` : ''} -> ${path.join(logs, 'group_summary.tsv')}`,
   );
-  return notWritten || (validation?.errors.length ?? 0) > 0 ? ExitCode.failure : ExitCode.ok;
+  const broken = validation?.errors.length ?? 0;
+  if (broken > 0) log.error(`${config.outputDir} breaks BIDS: ${broken} error(s) of the validator, named above and on the group QC page`);
+  return notWritten || broken > 0 ? ExitCode.failure : ExitCode.ok;
 }
