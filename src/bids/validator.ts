@@ -61,7 +61,7 @@ export function validatorExecutable(env: NodeJS.ProcessEnv = process.env): strin
 }
 
 /** `bids-validator 3.0.2`, from the installed package's metadata folder in the venv. */
-async function validatorName(executable: string): Promise<string> {
+export async function validatorName(executable: string): Promise<string> {
   const lib = path.join(path.dirname(path.dirname(executable)), 'lib');
   for (const python of await readdir(lib).catch(() => [] as string[])) {
     const site = path.join(lib, python, 'site-packages');
@@ -69,6 +69,31 @@ async function validatorName(executable: string): Promise<string> {
     if (info) return `bids-validator ${info.replace(/^bids_validator_deno-/, '').replace(/\.dist-info$/, '')}`;
   }
   return 'bids-validator';
+}
+
+/**
+ * The validator's environment: nothing from the network (no update check: the bundled schema is
+ * the only one used), and deno's cache in `folder`, not in $HOME (read-only in a container).
+ */
+function denoEnv(env: NodeJS.ProcessEnv, folder: string): NodeJS.ProcessEnv {
+  return { ...env, DENO_NO_UPDATE_CHECK: '1', DENO_DIR: path.join(folder, 'deno'), NO_COLOR: '1' };
+}
+
+/**
+ * For `micanon doctor`: the installed validator's name and version when it starts (deno runs
+ * its bundle), else why not.
+ */
+export async function validatorCheck(tempRoot: string, env: NodeJS.ProcessEnv = process.env): Promise<{ ok: boolean; value: string }> {
+  const executable = validatorExecutable(env);
+  if (!existsSync(executable)) return { ok: false, value: `${executable} is missing` };
+  const folder = await mkdtemp(path.join(tempRoot, 'micanon-validate-'));
+  try {
+    const result = await execa(executable, ['--version'], { reject: false, timeout: 120_000, env: denoEnv(env, folder), extendEnv: false });
+    if (result.exitCode !== 0) return { ok: false, value: `${executable} does not start: ${String(result.stderr ?? '').trim().split('\n').at(-1) ?? ''}` };
+    return { ok: true, value: `${(await validatorName(executable)).replace(/^bids-validator /, '')} (${executable})` };
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -171,14 +196,7 @@ export async function runBidsValidator(root: string, options: ValidatorOptions):
     const result = await execa(executable, args, {
       reject: false,
       timeout: options.timeoutMs ?? 600_000,
-      env: {
-        ...(options.env ?? process.env),
-        // Nothing from the network: no update check; deno's cache in our folder, not in $HOME
-        // (read-only in a container).
-        DENO_NO_UPDATE_CHECK: '1',
-        DENO_DIR: path.join(folder, 'deno'),
-        NO_COLOR: '1',
-      },
+      env: denoEnv(options.env ?? process.env, folder),
       extendEnv: false,
       maxBuffer: 512 * 1024 * 1024,
     });
