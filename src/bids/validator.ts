@@ -184,7 +184,10 @@ export async function runBidsValidator(root: string, options: ValidatorOptions):
     await mkdir(options.tempRoot, { recursive: true });
     folder = await mkdtemp(path.join(options.tempRoot, 'micanon-validate-'));
   } catch (err) {
-    throw new MicanonError('CANNOT_CREATE_OUTPUT', `cannot create a folder for the BIDS validator in ${options.tempRoot}: ${(err as Error).message}`);
+    throw new MicanonError(
+      'CANNOT_CREATE_OUTPUT',
+      `cannot create a folder for the BIDS validator in ${options.tempRoot}: ${(err as Error).message} (read-only container? pass -w/--work-dir on a mounted volume)`,
+    );
   }
   try {
     const dataset = path.join(folder, path.basename(absRoot));
