@@ -85,7 +85,8 @@ describe('micanon example (runs anywhere)', () => {
         expect(sidecar.PatientName).toBeUndefined();
         expect(sidecar.AcquisitionDateTime).toBeUndefined();
         expect(sidecar.InstitutionName).toBeUndefined();
-        expect(sidecar.DeidentificationMethod).toMatch(new RegExp(desc.replace(/d$/, '')));
+        expect(sidecar.DeidentificationMethod).toEqual([expect.stringMatching(new RegExp(desc.replace(/d$/, '')))]);
+        expect(sidecar.SkullStripped).toBe(false);
       }
     }
     expect(files.some((f) => f.includes('micanon-tmp'))).toBe(false);

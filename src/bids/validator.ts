@@ -47,7 +47,7 @@ export interface ValidatorReport {
 export interface ValidatorOptions {
   /** Participant labels (with or without `sub-`); empty: every participant. */
   participants?: readonly string[];
-  /** Folder that takes the view and deno's cache for the time of the call (the run's work folder). */
+  /** An existing folder that takes the view and deno's cache for the time of the call (the run's work folder). */
   tempRoot: string;
   /** The executable; default: the venv's `bin/bids-validator-deno`. */
   executable?: string;
@@ -181,7 +181,8 @@ export async function runBidsValidator(root: string, options: ValidatorOptions):
   const participants = normaliseLabels(options.participants ?? [], 'sub');
   let folder: string;
   try {
-    await mkdir(options.tempRoot, { recursive: true });
+    // tempRoot is not made here: a run's work folder that is gone (an interrupted run removed it)
+    // must stay gone.
     folder = await mkdtemp(path.join(options.tempRoot, 'micanon-validate-'));
   } catch (err) {
     throw new MicanonError(

@@ -155,7 +155,9 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   if (note) log.info(note);
   // Every participant's outputs together, as they will be shared (the group files are in logs/
   // and the QC pages, both in .bidsignore).
-  const validation = await validateOutput(config, config.workDir ?? tmpdir(), []);
+  const tempRoot = config.workDir ?? tmpdir();
+  await ensureDir(tempRoot);
+  const validation = await validateOutput(config, tempRoot, []);
   const qc = await writeGroupReport(config.qcDir, { validation: { output: validation } });
   if (qc.records === 0) log.warn(`no QC records in ${qcFolder(config.qcDir)}: give the group level the --output-layout and --qc-dir of the participant run`);
   log.info(`group QC report: ${qc.html}`);
