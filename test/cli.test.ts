@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +45,28 @@ describe('micanon command line', () => {
     const run = await runCli('micanon', ['/nonexistent/bids', out, 'participant']);
     expect(run.exitCode).toBe(66);
     expect(run.stderr).toContain('/nonexistent/bids');
+  });
+
+  it('stops with 16 and the BIDS validator\'s own messages when the input breaks BIDS, creating nothing', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'micanon-invalid-'));
+    const bids = path.join(root, 'bids');
+    mkdirSync(path.join(bids, 'sub-01', 'anat'), { recursive: true });
+    writeFileSync(path.join(bids, 'dataset_description.json'), JSON.stringify({ Name: 'tiny', BIDSVersion: '1.10.0' }));
+    const tiny = { shape: [8, 8, 8] as [number, number, number], sform: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], data: new Int16Array(512).fill(100) };
+    writeTinyNifti(path.join(bids, 'sub-01', 'anat', 'sub-01_T1w.nii.gz'), tiny);
+    // desc- has no place in a raw name, and the entities are out of order.
+    writeTinyNifti(path.join(bids, 'sub-01', 'anat', 'sub-01_desc-x_acq-y_T2w.nii.gz'), tiny);
+    const out = path.join(root, 'out');
+    const run = await runCli('micanon', [bids, out, 'participant', '-w', path.join(root, 'work')]);
+    expect(run.exitCode, run.all).toBe(16);
+    expect(run.stderr).toMatch(/ERROR: BIDS: ENTITY_NOT_IN_RULE \/sub-01\/anat\/sub-01_desc-x_acq-y_T2w\.nii\.gz: .*desc not in rule/);
+    expect(run.stderr).toMatch(/bids-validator 3\.0\.2 \(schema [^)]+\) on the input .*: [1-9]\d* error\(s\).*nothing was done/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(path.join(root, 'work'))).toEqual([]);
+    // --skip-bids-validation lets the run go on, here as far as the engine, which refuses the folder given as atlas.
+    const skipped = await runCli('micanon', [bids, out, 'participant', '--skip-bids-validation', '--atlas', root]);
+    expect(skipped.stderr).toContain('BIDS validation skipped (--skip-bids-validation)');
+    expect(skipped.exitCode, skipped.all).toBe(65);
   });
 
   it('prints the Boutiques descriptor for --bids-exec-spec', async () => {

@@ -106,7 +106,7 @@ export function buildParser(): Command {
         'the figures show faces. Default: output_dir; with --output-layout raw, <output_dir>-qc (never inside the shareable copy). ' +
         'Give the group level the same --output-layout and --qc-dir as the participant run. Alias: --qc_dir',
     )
-    .option('--skip-bids-validation', 'skip the BIDS validator (aliases: --skip_bids_validation, --skip_bids_validator)')
+    .option('--skip-bids-validation', 'skip the official BIDS validator, which otherwise checks the selected participants of the input (errors: exit 16) and the output (errors: exit 1) (aliases: --skip_bids_validation, --skip_bids_validator)')
     .option('--keep-field <key...>', 'keep this sidecar field that is scrubbed by default (e.g. InstitutionName)')
     .option('--drop-field <key...>', 'also remove this sidecar field')
     .option('--qc-fail-ok', 'write outputs whose face, identity or registration check failed and exit 0 (the QC record still says FAILED); an output whose brain or header check failed is never written')

@@ -2,6 +2,8 @@
  * `micanon doctor`: what this installation has, what is missing, and the command that fixes it.
  * It starts the real engine, so "ok" means the engine really answers.
  */
+import { tmpdir } from 'node:os';
+import { validatorCheck } from '../bids/validator.js';
 import { Engine } from '../engine/bridge.js';
 import { atlasInfo, engineVersions } from '../engine/contract.js';
 import { catalogue, describeError } from '../errors.js';
@@ -63,6 +65,9 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
     } finally {
       await engine?.close();
     }
+    // The official BIDS validator every run uses on its input and output (from the same venv).
+    const validator = await validatorCheck(tmpdir()).catch((err: unknown) => ({ ok: false, value: describeError(err) }));
+    checks.push({ name: 'bids-validator', ...validator, fix: 'npm run setup' });
   }
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const check of checks) {

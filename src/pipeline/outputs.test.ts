@@ -13,7 +13,7 @@ const tree = useTempTrees();
 
 describe('.bidsignore of output_dir', () => {
   it('is unchanged when QC is output_dir itself (derivatives and micapipe default)', () => {
-    expect(bidsIgnoreText({ outputDir: out, qcDir: out })).toBe('logs/\nsub-*/figures/\n*.html\n');
+    expect(bidsIgnoreText({ outputDir: out, qcDir: out })).toBe('logs/\nsub-*/figures\n*.html\n');
   });
 
   it('lists only logs/ when QC is elsewhere, so nothing hides a stray page or figure in the copy', () => {

@@ -3,7 +3,8 @@
  * several participant jobs share it; and the `group` level summary gathered from it.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { copyFileAtomic, writeFileAtomic } from '../bids/atomic.js';
 import { ensureDerivativeDescription } from '../bids/derivatives.js';
@@ -18,15 +19,21 @@ import { runRecordPath } from './summary.js';
 import { qcFolder, readQcRecords } from '../qc/records.js';
 import { reidentifyDataset } from './attack.js';
 import { packageRepository, packageVersion } from '../version.js';
+import { validateOutput } from './validation.js';
 
 /**
  * `.bidsignore` of output_dir: run logs are never BIDS; QC (records, pages, figures) only where it
  * is written inside output_dir (the default outside the raw layout).
+ *
+ * Folder patterns carry no trailing slash: the BIDS validator 3 tests a folder by its path without
+ * one, so a pattern `.../figures/` hides the figures but not their folder, which it then reports
+ * as NOT_INCLUDED; `.../figures` hides both (gitignore: a pattern without a slash at the end
+ * matches files and folders alike).
  */
 export function bidsIgnoreText(config: Pick<RunConfig, 'outputDir' | 'qcDir'>): string {
   const qcRelative = path.relative(config.outputDir, config.qcDir);
-  if (qcRelative === '') return 'logs/\nsub-*/figures/\n*.html\n';
-  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}/\n`;
+  if (qcRelative === '') return 'logs/\nsub-*/figures\n*.html\n';
+  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}\n`;
   return 'logs/\n';
 }
 
@@ -179,7 +186,12 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
   if (note) log.info(note);
   const read = await readQcRecords(config.qcDir);
   const attack = await reidentifyDataset(config, read.records);
-  const qc = await writeGroupReport(config.qcDir, { missing, read, attack });
+  // Every participant's outputs together, as they will be shared (the group files are in logs/
+  // and the QC pages, both in .bidsignore).
+  const tempRoot = config.workDir ?? tmpdir();
+  await ensureDir(tempRoot);
+  const validation = await validateOutput(config, tempRoot, []);
+  const qc = await writeGroupReport(config.qcDir, { missing, read, attack, validation: { output: validation } });
   if (qc.records === 0) log.warn(`no QC records in ${qcFolder(config.qcDir)}: give the group level the --output-layout and --qc-dir of the participant run`);
   if (attack && 'result' in attack) {
     const rate = (kind: string) => attack.result.table.find((r) => r.protocol === 'cross_view' && r.kind === kind);
@@ -198,5 +210,7 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
       `${writtenAnyway ? ` (${writtenAnyway} of them written because of --qc-fail-ok)` : ''}` +
       `${missing.length ? `, ${missing.length} session(s) without a result` : ''} -> ${path.join(logs, 'group_summary.tsv')}`,
   );
-  return notWritten ? ExitCode.failure : ExitCode.ok;
+  const broken = validation?.errors.length ?? 0;
+  if (broken > 0) log.error(`${config.outputDir} breaks BIDS: ${broken} error(s) of the validator, named above and on the group QC page`);
+  return notWritten || broken > 0 ? ExitCode.failure : ExitCode.ok;
 }

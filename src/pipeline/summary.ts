@@ -8,6 +8,7 @@ import type { RunConfig } from '../config.js';
 import { log } from '../log.js';
 import { packageVersion } from '../version.js';
 import type { InputWarning } from './inputs.js';
+import type { RunValidation } from './validation.js';
 import { sessionName, type OutputRecord } from './session.js';
 
 export function summaryTable(records: readonly OutputRecord[]): string[] {
@@ -72,6 +73,7 @@ export async function writeRunSummary(
   timings: ReadonlyMap<string, Record<string, number>> = new Map(),
   references: ReadonlyMap<string, { input: string; reason: string }> = new Map(),
   inputWarnings: ReadonlyMap<string, readonly InputWarning[]> = new Map(),
+  validation: RunValidation = { input: null, output: null },
 ): Promise<void> {
   const bySession = new Map<string, OutputRecord[]>();
   for (const record of records) {
@@ -96,6 +98,8 @@ export async function writeRunSummary(
       inputWarnings: (inputWarnings.get(name) ?? []).map((w) => ({ ...w, input: path.relative(config.bidsDir, w.input) })),
       // The resolved configuration, every default filled in (as fMRIPrep records its config).
       configuration: config,
+      // What the official BIDS validator said of this run's input and output (null: not run).
+      bidsValidation: validation,
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),

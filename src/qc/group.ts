@@ -14,6 +14,7 @@ import { badge, html, pageDocument, type Html } from './html.js';
 import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type QcRecordsRead, type UnreadableQcRecord } from './records.js';
 import { existingPaths, outputAnchor, participantReportPath, writeParticipantReport } from './report.js';
 import { tsvText } from './tsv.js';
+import { type PageValidation, validationSection } from './validation.js';
 
 export function groupReportPath(qcDir: string): string {
   return path.join(qcDir, 'group_qc.html');
@@ -72,6 +73,8 @@ export interface GroupPage {
   participantPages: ReadonlySet<string>;
   /** The dataset's re-identification attack (absent: not run, no section). */
   attack?: AttackOutcome;
+  /** What the BIDS validator said of the output dataset, when it ran. */
+  validation?: PageValidation;
   generated?: Date;
 }
 
@@ -130,7 +133,7 @@ ${records.map((r) => {
   }</td></tr>`;
 })}
 </tbody></table>
-</section>`;
+</section>${validationSection(page.validation)}`;
   return pageDocument({
     title: 'micanon QC · dataset summary',
     subtitle: 'dataset summary',
@@ -138,6 +141,7 @@ ${records.map((r) => {
       { href: '#summary', label: 'Summary' },
       ...(page.attack ? [{ href: '#attack', label: 'Attack' }] : []),
       { href: '#outputs', label: 'Outputs' },
+      ...(page.validation?.output ? [{ href: '#bids-validation', label: 'BIDS validation' }] : []),
       ...subjects.flatMap((s) => {
         const pageFile = pageOf(s);
         return pageFile ? [{ href: pageFile, label: `sub-${s}` }] : [];
@@ -166,7 +170,7 @@ export interface GroupReportWritten {
  */
 export async function writeGroupReport(
   qcDir: string,
-  options: { missing?: readonly MissingResult[]; read?: QcRecordsRead; attack?: AttackOutcome } = {},
+  options: { missing?: readonly MissingResult[]; read?: QcRecordsRead; attack?: AttackOutcome; validation?: PageValidation } = {},
 ): Promise<GroupReportWritten> {
   const { attack } = options;
   const { records, unreadable } = options.read ?? (await readQcRecords(qcDir));
@@ -182,7 +186,10 @@ export async function writeGroupReport(
   const htmlFile = groupReportPath(qcDir);
   const tsvFile = groupTsvPath(qcDir);
   const attackFiles = [attackTsvPath(qcDir), attackProbesTsvPath(qcDir)];
-  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, missing: options.missing, attack, participantPages: pages }));
+  await writeFileAtomic(
+    htmlFile,
+    groupReportHtml({ records, unreadable, missing: options.missing, attack, participantPages: pages, validation: options.validation }),
+  );
   await writeFileAtomic(tsvFile, groupTsv(records));
   if (attack && 'result' in attack) {
     await writeFileAtomic(attackFiles[0]!, attackTsv(attack.result));
