@@ -51,7 +51,7 @@ describe('micanon example (runs anywhere)', () => {
     expect(first.exitCode, first.all).toBe(0);
     // The official BIDS validator passes the example's input and micanon's output of it.
     expect(first.all).toMatch(new RegExp(`${VALIDATOR} on the input ${path.join(root, 'bids')}: 0 error\\(s\\)`));
-    expect(first.all).toMatch(new RegExp(`${VALIDATOR} on the output ${path.join(root, 'derivatives', 'micanon')}: 0 error\\(s\\)`));
+    expect(first.all).toMatch(new RegExp(`${VALIDATOR} on the output ${path.join(root, 'derivatives', 'micanon')} \\(sub-example\\): 0 error\\(s\\)`));
     const bids = path.join(root, 'bids');
     const out = path.join(root, 'derivatives', 'micanon');
     expect(filesUnder(out)).toContain('sub-example/anat/sub-example_desc-defaced_T1w.nii.gz');
@@ -180,7 +180,7 @@ describe('micanon example (runs anywhere)', () => {
     const sidecar = JSON.parse(readFileSync(path.join(out, 'sub-example/anat/sub-example_T1w.json'), 'utf8'));
     expect(sidecar.PatientName).toBeUndefined();
     expect(sidecar.DeidentificationMethodCodeSequence[0].CodeValue).toBe('113102');
-    expect(run.all).toMatch(new RegExp(`${VALIDATOR} on the output ${out}: 0 error\\(s\\)`));
+    expect(run.all).toMatch(new RegExp(`${VALIDATOR} on the output ${out} \\(sub-example\\): 0 error\\(s\\)`));
 
     // The QC figures show the input's face: none of QC is in the shareable copy, all of it beside it.
     const qcDir = `${out}-qc`;
