@@ -126,7 +126,9 @@ def anonymize_session(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise ValueError(f"methods must be among {', '.join(METHODS)} (got {methods})")
-    os.makedirs(work_dir, exist_ok=True)
+    # Not its parents: a run folder that an interrupt removed must stay removed.
+    if not os.path.isdir(work_dir):
+        os.mkdir(work_dir)
     session_start = time.perf_counter()
     timings = _Timings()
 

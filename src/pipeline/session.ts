@@ -225,7 +225,11 @@ export async function anonymizeSession(
   const referenceOf = { input: reference, reason: plan.referenceReason };
   log.info(`${name}: reference ${path.basename(reference)} (${plan.referenceReason}); ` +
     `${plan.images.length} image(s) x ${config.methods.join(', ')}`);
-  // Output folders in output_dir are made only when a vetted output is moved there.
+  // Output folders in output_dir are made only when a vetted output is moved there. The session's
+  // work folder is made without its parents: a run folder an interrupt removed stays removed.
+  await mkdir(sessionWork).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
   for (const output of planned) await mkdir(path.dirname(output.workImage), { recursive: true });
   const outputs: Record<string, Record<string, string>> = {};
   for (const output of planned) (outputs[output.input] ??= {})[output.method] = output.workImage;
