@@ -81,11 +81,15 @@ def assert_qc_record(record: dict) -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION) -> dict:
-    reply = json.loads(api.qc_outputs(json.dumps({
+def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION, reference=None) -> dict:
+    """One qc_outputs call through the bridge (``reference``: the session's, as the pipeline sends it)."""
+    request = {
         "output_dir": str(output_dir), "bids_dir": str(bids_dir), "subject": subject, "session": session,
         "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "items": items,
-    })))
+    }
+    if reference is not None:
+        request["reference"] = reference
+    reply = json.loads(api.qc_outputs(json.dumps(request)))
     assert reply["ok"], reply.get("error", {}).get("traceback")
     result = reply["result"]
     assert len(result["records"]) == len(items) == len(result["timings"]["items"])
