@@ -1,4 +1,4 @@
-"""Shared by the QC tests: the record's shape (a hand-written mirror of src/qc/records.ts's
+"""Shared by the QC tests: the record's shape (a hand-written mirror of src/engine/qc-record.ts's
 qcRecordSchema), one qc_outputs call through the bridge, and the heads they check: a synthetic head
 (made in code, no face the CNN recognises) and the atlas template (the pydeface average head,
 which the CNN does recognise), as BIDS T1w files with their masks."""
@@ -45,7 +45,7 @@ def is_count(value) -> bool:
 
 
 def assert_qc_record(record: dict) -> None:
-    """Hand-written mirror of qcRecordSchema (src/qc/records.ts): required keys, types, enums."""
+    """Hand-written mirror of qcRecordSchema (src/engine/qc-record.ts): required keys, types, enums."""
     assert LABEL.match(record["subject"])
     assert record["session"] is None or LABEL.match(record["session"])
     assert_relative(record["input"])
@@ -53,6 +53,7 @@ def assert_qc_record(record: dict) -> None:
     assert record["method"] in ("deface", "reface", "warpface")
     assert record["status"] in ("PASS", "FAILED")
     assert record.get("reason") is None or isinstance(record["reason"], str)
+    assert isinstance(record["hard"], bool) and (record["status"] == "FAILED" or not record["hard"])
     checks = record["checks"]
     brain = checks["brain_voxels_changed"]
     assert is_count(brain["value"]) and is_count(brain["guard_voxels"]) and isinstance(brain["pass"], bool)

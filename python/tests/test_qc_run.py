@@ -4,7 +4,7 @@ and the verdict together.
 The synthetic head exercises the brain and header checks and the "inconclusive" face verdict;
 the atlas template (the pydeface average head) a real deface, a deface that removed nothing and a
 reface that changed nothing; person A (skipped where absent) a real T1w and an angiogram. Every
-record is checked against the shape src/qc/records.ts validates.
+record is checked against the shape src/engine/qc-record.ts validates.
 """
 
 from __future__ import annotations
