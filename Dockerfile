@@ -86,6 +86,8 @@ ARG MICANON_VERSION=0.1.0
 # because nothing may be written at run time.
 RUN npm run setup \
  && test "$(node -p 'require("./package.json").version')" = "$MICANON_VERSION" \
+ && DENO_NO_UPDATE_CHECK=1 DENO_DIR=/tmp/deno-check "$MICANON_VENV/bin/bids-validator-deno" --version \
+ && rm -rf /tmp/deno-check \
  && "$MICANON_VENV/bin/python" -m compileall -q --invalidation-mode checked-hash python/micanon \
  && mkdir -p /release/.atlas \
  && mv package.json bids_app_spec.json bin dist python .venv /release/ \
@@ -117,12 +119,16 @@ RUN ln -s /opt/micanon/bin/micanon.js /usr/local/bin/micanon \
 # HOME is only read (nothing writes there); a run's scratch goes to -w/--work-dir.
 # MPLCONFIGDIR: ANTsPy imports matplotlib, which wants a writable cache folder; /tmp serves
 # `micanon doctor`, and a participant run points it into its work folder.
+# The BIDS validator (bids-validator-deno in the venv, from requirements.lock) runs on deno:
+# micanon gives it its cache in the work folder and turns the update check off; the ENV does the
+# latter for anyone who calls it directly.
 ENV MICANON_VENV=/opt/micanon/.venv \
     MICANON_ATLAS=/opt/micanon/.atlas/micanon-head-v1 \
     MICANON_CONTAINER_TYPE=docker \
     MICANON_CONTAINER_TAG=micanon:${MICANON_VERSION} \
     HOME=/home/micanon \
     MPLCONFIGDIR=/tmp/matplotlib \
+    DENO_NO_UPDATE_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     OMP_NUM_THREADS=1 \

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         result = anonymize_session(
             images["t1w"], [{"path": p} for p in images["others"]], args.methods, atlas, outputs,
             work_dir=os.path.join(tmp, "work"), log=log.append,
+            dilate=6.0, seed=1,  # micanon's defaults (src/config.ts); the engine has none of its own
         )
         session_seconds = time.perf_counter() - start
         engine_rss = peak_rss_mb()

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkDataset } from '../src/bids/validate.js';
 import { sharedDataDir } from '../src/paths.js';
 import { buildOnce, runCli } from './helpers/cli.js';
 
@@ -41,12 +40,18 @@ beforeAll(async () => {
   await buildOnce();
 });
 
+/** The validator's summary line starts so (src/bids/validator.ts reportSummary). */
+const VALIDATOR = 'bids-validator 3\\.0\\.2 \\(schema [^)]+\\)';
+
 describe('micanon example (runs anywhere)', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'micanon-example-'));
 
   it('anonymizes the built-in example, proves it, and leaves the input untouched', async () => {
     const first = await runCli('micanon', ['example', root]);
     expect(first.exitCode, first.all).toBe(0);
+    // The official BIDS validator passes the example's input and micanon's output of it.
+    expect(first.all).toMatch(new RegExp(`${VALIDATOR} on the input ${path.join(root, 'bids')}: 0 error\\(s\\)`));
+    expect(first.all).toMatch(new RegExp(`${VALIDATOR} on the output ${path.join(root, 'derivatives', 'micanon')} \\(sub-example\\): 0 error\\(s\\)`));
     const bids = path.join(root, 'bids');
     const out = path.join(root, 'derivatives', 'micanon');
     expect(filesUnder(out)).toContain('sub-example/anat/sub-example_desc-defaced_T1w.nii.gz');
@@ -80,15 +85,19 @@ describe('micanon example (runs anywhere)', () => {
         expect(sidecar.PatientName).toBeUndefined();
         expect(sidecar.AcquisitionDateTime).toBeUndefined();
         expect(sidecar.InstitutionName).toBeUndefined();
-        expect(sidecar.DeidentificationMethod).toMatch(new RegExp(desc.replace(/d$/, '')));
+        expect(sidecar.DeidentificationMethod).toEqual([expect.stringMatching(new RegExp(desc.replace(/d$/, '')))]);
+        expect(sidecar.SkullStripped).toBe(false);
       }
     }
     expect(files.some((f) => f.includes('micanon-tmp'))).toBe(false);
     expect(files).toContain('sub-example.html');
     const description = JSON.parse(readFileSync(path.join(all, 'dataset_description.json'), 'utf8'));
     expect(description.DatasetType).toBe('derivative');
-    expect((await checkDataset(all)).filter((p) => p.severity === 'error')).toEqual([]);
     const record = JSON.parse(readFileSync(path.join(all, 'logs', 'sub-example_micanon.json'), 'utf8'));
+    // Every method's output passes the validator; the run record and the QC page say so.
+    expect(record.bidsValidation.output).toMatchObject({ validator: expect.stringMatching(/^bids-validator 3\.0\.2/), dataset: all, errors: [] });
+    expect(record.bidsValidation.input.errors).toEqual([]);
+    expect(readFileSync(path.join(all, 'sub-example.html'), 'utf8')).toMatch(/<section id="bids-validation">.*Output \(micanon&#39;s own[^<]*<\/b>/s);
     expect(record.outputs).toHaveLength(6);
     expect(record.reference).toEqual({ input: path.join('sub-example', 'anat', 'sub-example_T1w.nii.gz'), reason: 'T1w; the only T1w image' });
     for (const o of record.outputs) {
@@ -111,9 +120,31 @@ describe('micanon example (runs anywhere)', () => {
     // The group level gathers every participant's records into one summary and one QC page.
     const group = await runCli('micanon', [bids, all, 'group']);
     expect(group.exitCode, group.all).toBe(0);
+    expect(group.all).toMatch(new RegExp(`${VALIDATOR} on the output ${all}: 0 error\\(s\\)`));
     expect(readFileSync(path.join(all, 'logs', 'group_summary.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
     expect(readFileSync(path.join(all, 'logs', 'group_qc.tsv'), 'utf8').trim().split('\n')).toHaveLength(7);
     expect(readFileSync(path.join(all, 'group_qc.html'), 'utf8')).toContain('sub-example');
+    // ... and attacks it: every input and output against a gallery of the inputs and the atlas
+    // face (one person here, the atlas's own: the rates say nothing, the page says why).
+    expect(group.all).toMatch(/re-identification attack \(rank-1, cross-view\): input \d\/2, deface \d\/2, reface \d\/2, warpface \d\/2; /);
+    const attack = readFileSync(path.join(all, 'logs', 'group_attack.tsv'), 'utf8').trim().split('\n').map((line) => line.split('\t'));
+    expect(attack.slice(1).map((row) => `${row[0]} ${row[1]} ${row[2]}`)).toEqual([
+      'cross_view input 2', 'cross_view deface 2', 'cross_view reface 2', 'cross_view warpface 2',
+      'same_view deface 2', 'same_view reface 2', 'same_view warpface 2',
+    ]);
+    expect(readFileSync(path.join(all, 'group_qc.html'), 'utf8')).toMatch(/holds 1 person\(s\)|proves nothing on this dataset/);
+  });
+
+  it('fails (exit 1) when its output breaks BIDS, naming the file: here a name with its entities out of order', async () => {
+    const out = path.join(root, 'broken');
+    cpSync(path.join(root, 'all'), out, { recursive: true });
+    const anat = path.join(out, 'sub-example', 'anat');
+    for (const ext of ['.nii.gz', '.json']) cpSync(path.join(anat, `sub-example_desc-defaced_T1w${ext}`), path.join(anat, `sub-example_desc-defaced_acq-x_T1w${ext}`));
+    const group = await runCli('micanon', [path.join(root, 'bids'), out, 'group']);
+    expect(group.exitCode, group.all).toBe(1);
+    expect(group.all).toMatch(new RegExp(`ERROR: ${VALIDATOR} on the output ${out}: [1-9]\\d* error\\(s\\).*a bug in micanon`));
+    expect(group.all).toMatch(/ERROR: BIDS: \w+ \/sub-example\/anat\/sub-example_desc-defaced_acq-x_T1w\.nii\.gz: /);
+    expect(readFileSync(path.join(out, 'group_qc.html'), 'utf8')).toContain('/sub-example/anat/sub-example_desc-defaced_acq-x_T1w.nii.gz');
   });
 
   it('with no T1w, the best 3D image stands in, and the log, run record and report say why', async () => {
@@ -149,8 +180,7 @@ describe('micanon example (runs anywhere)', () => {
     const sidecar = JSON.parse(readFileSync(path.join(out, 'sub-example/anat/sub-example_T1w.json'), 'utf8'));
     expect(sidecar.PatientName).toBeUndefined();
     expect(sidecar.DeidentificationMethodCodeSequence[0].CodeValue).toBe('113102');
-    const problems = await checkDataset(out);
-    expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
+    expect(run.all).toMatch(new RegExp(`${VALIDATOR} on the output ${out} \\(sub-example\\): 0 error\\(s\\)`));
 
     // The QC figures show the input's face: none of QC is in the shareable copy, all of it beside it.
     const qcDir = `${out}-qc`;

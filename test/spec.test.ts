@@ -3,7 +3,8 @@
  * command line: `node bin/micanon.js --help` and `--bids-exec-spec`. A flag added to the parser
  * and not to the descriptor (or the other way round) fails here, not on a user's cluster.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -177,12 +178,16 @@ describe('bids_app_spec.json (Boutiques 0.5)', () => {
     for (const input of spec.inputs) {
       const choices = (input['value-choices'] ?? []).map(String);
       if (input.id === 'all') continue; // excludes --method; checked alone below
+      if (input.id === 'bids_filter_file') continue; // read while parsing: given a real file below
       if (input.type === 'Flag') values[input.id] = true;
       else if (choices.length) values[input.id] = input.list ? choices.slice(0, 2) : (choices[0] ?? '');
       else if (input.type === 'Number') values[input.id] = '2';
       else if (input.list) values[input.id] = ['01', '02'];
       else values[input.id] = `/data/${input.id}`;
     }
+    const filterFile = path.join(mkdtempSync(path.join(tmpdir(), 'micanon-spec-')), 'filter.json');
+    writeFileSync(filterFile, JSON.stringify({ t1w: { acquisition: 'mprage' } }));
+    values.bids_filter_file = filterFile;
     const outcome = parseBidsAppArgs(boutiquesCommand(values));
     expect(outcome.kind).toBe('run');
     if (outcome.kind !== 'run') return;
@@ -190,13 +195,17 @@ describe('bids_app_spec.json (Boutiques 0.5)', () => {
       bidsDir: '/data/bids_dir',
       analysisLevel: 'participant',
       participantLabels: ['01', '02'],
+      excludeParticipantLabels: ['01', '02'],
       sessionLabels: ['01', '02'],
+      excludeSessionLabels: ['01', '02'],
+      bidsFilters: { file: filterFile, kinds: { t1w: { entities: { acquisition: 'mprage' }, regex: false } } },
       methods: ['deface', 'reface'],
       dilate: 2,
       nthreads: 2,
       workDir: '/data/work_dir',
       cleanup: false,
       robust: true,
+      removeEars: true,
       skipBidsValidation: true,
       qcFailOk: true,
       qcDir: '/data/qc_dir',

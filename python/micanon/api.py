@@ -4,6 +4,8 @@ Every function takes one JSON string and returns one JSON string:
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"kind", "message", "traceback"}}``.
 Strings cross pythonia as plain values, so no Python object proxies leak to the TS side and the
 reply is validated there with a zod schema. Image arrays never cross: only paths and small dicts.
+Every request is checked against the bridge contract first (contract.schema.json, exported from
+src/engine/contract.ts): it arrives whole, so no function here supplies a default of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,27 @@ from micanon.lifeline import bind_to_parent
 
 # The engine dies with the CLI that started it, SIGKILL included (see micanon/lifeline.py).
 LIFELINE = bind_to_parent()
+
+_CONTRACT = json.loads((Path(__file__).with_name("contract.schema.json")).read_text(encoding="utf-8"))["calls"]
+
+
+@functools.cache
+def _request_validator(call: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(_CONTRACT[call])
+
+
+def check_request(call: str, request: Any) -> dict[str, Any]:
+    """``request`` if it keeps the contract of ``call``; ValueError naming the first field that does not."""
+    if call not in _CONTRACT:
+        raise ValueError(f"{call}: not a call of the bridge contract")
+    error = next(iter(sorted(_request_validator(call).iter_errors(request), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "request"
+        raise ValueError(f"{call} request breaks the bridge contract at {where}: {error.message}")
+    return request
+
 
 _ERROR_KINDS: list[tuple[type[BaseException], str]] = [
     (FileNotFoundError, "input_missing"),
@@ -49,9 +72,7 @@ def bridged(fn: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
     @functools.wraps(fn)
     def wrapper(request_json: str = "{}") -> str:
         try:
-            request = json.loads(request_json) if request_json else {}
-            if not isinstance(request, dict):
-                raise ValueError("engine request must be a JSON object")
+            request = check_request(fn.__name__, json.loads(request_json) if request_json else {})
             return json.dumps({"ok": True, "result": fn(request)})
         except BaseException as exc:  # noqa: BLE001 - everything must come back as a reply
             return json.dumps(
@@ -168,18 +189,19 @@ def anonymize_session(request: dict[str, Any]) -> dict[str, Any]:
     progress: list[str] = []
     result = run_session(
         request["reference"],
-        request.get("others", []),
+        request["others"],
         request["methods"],
         atlas,
         request["outputs"],
-        dilate=float(request.get("dilate", 6)),
-        robust=bool(request.get("robust", False)),
+        dilate=float(request["dilate"]),
+        robust=request["robust"],
         work_dir=request["work_dir"],
-        keep_work=bool(request.get("keep_work", False)),
-        seed=int(request.get("seed", 1)),
+        keep_work=request["keep_work"],
+        seed=request["seed"],
         version=__version__,
         log=progress.append,
-        reference_is_t1w=bool(request.get("reference_is_t1w", True)),
+        reference_is_t1w=request["reference_is_t1w"],
+        remove_ears=request["remove_ears"],
     )
     result["log"] = progress
     return result
@@ -231,7 +253,7 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
 
     Request: image, original (or null), method, atlas (folder), output_dir, figures_dir (inside
     output_dir), subject, session (labels naming the record), reference_is_t1w (the image
-    registered to the atlas is a T1w, default true); images in their own scanner space.
+    registered to the atlas is a T1w); images in their own scanner space.
     Writes the figures and returns the QC record (see micanon.standalone.check_image).
     """
     from micanon.atlas.load import load_atlas
@@ -240,15 +262,16 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
     progress: list[str] = []
     record = check_image(
         request["image"],
-        request.get("original"),
+        request["original"],
         request["method"],
         load_atlas(request["atlas"]),
         output_dir=request["output_dir"],
         figures_dir=request["figures_dir"],
         subject=request["subject"],
-        session=request.get("session"),
+        session=request["session"],
+        seed=request["seed"],
         log=progress.append,
-        reference_is_t1w=bool(request.get("reference_is_t1w", True)),
+        reference_is_t1w=request["reference_is_t1w"],
     )
     return {"record": record, "log": progress}
 
@@ -264,7 +287,24 @@ def check_inputs(request: dict[str, Any]) -> dict[str, Any]:
     """
     from micanon.inputs import check_image
 
-    paths = request.get("paths")
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise ValueError('check_inputs needs {"paths": [str, ...]}')
-    return {"images": [check_image(p).to_json() for p in paths]}
+    return {"images": [check_image(p).to_json() for p in request["paths"]]}
+
+
+@bridged
+def reidentify(request: dict[str, Any]) -> dict[str, Any]:
+    """The group level's re-identification attack (micanon.attack, docs/identity.md).
+
+    Request: qc_dir (the folder the records' render paths are relative to), records (QC records
+    or their subject, session, input, method and renders), atlas (folder: its template is the
+    distractor face; null for none). Reads the renders, renders the atlas template; writes
+    nothing. Returns the rank-1 table per protocol and probe kind, one row per probe, the
+    gallery, and whether the attack can speak on this dataset (``conclusive``, ``verdict``).
+    """
+    from micanon.atlas.load import load_atlas
+    from micanon.attack import attack_dataset
+    from micanon.qc import REPORT_VIEWS
+
+    records = request["records"]
+    atlas = request["atlas"]
+    template = None if atlas is None else load_atlas(atlas).template
+    return attack_dataset(records, request["qc_dir"], template, REPORT_VIEWS)

@@ -59,6 +59,10 @@ def load_atlas_images(atlas) -> atlas_masks.AtlasImages:
             raise ValueError(f"atlas: no {role} image")
         stat = os.stat(path)
         paths.append((str(path), stat.st_size, stat.st_mtime_ns))
+    ears = getattr(atlas, "ears", None)
+    if ears is not None:
+        stat = os.stat(ears)
+        paths.append((str(ears), stat.st_size, stat.st_mtime_ns))
     return _read_atlas(tuple(paths))
 
 
@@ -66,7 +70,7 @@ def load_atlas_images(atlas) -> atlas_masks.AtlasImages:
 def _read_atlas(paths: tuple) -> atlas_masks.AtlasImages:
     arrays = {}
     affine = None
-    for role, (path, _, _) in zip(ATLAS_ROLES, paths):
+    for role, (path, _, _) in zip(ATLAS_ROLES + ("ears",), paths):
         image = read_image(path)
         arrays[role] = image.real()
         if affine is None:
@@ -95,14 +99,15 @@ def anonymize_session(
     atlas,
     outputs: dict[str, dict[str, str]],
     *,
-    dilate: float = 6,
+    dilate: float,
     robust: bool = False,
     work_dir: str,
     keep_work: bool = False,
-    seed: int = 1,
+    seed: int,
     version: str = "0.1.0",
     log: Callable[[str], None] = lambda msg: None,
     reference_is_t1w: bool = True,
+    remove_ears: bool = False,
 ) -> dict:
     """Anonymize a session's T1w (``reference``) and its other anatomical images.
 
@@ -116,6 +121,7 @@ def anonymize_session(
     raises ValueError naming the file, a failure on another image is recorded and the rest go on.
     ``reference_is_t1w`` False: another contrast stands in for a missing T1w, and its atlas
     registration is judged by head overlap, not by correlation with the T1w template.
+    ``remove_ears``: deface zeroes the atlas ears ROI too (reface replaces the ears anyway).
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -137,7 +143,7 @@ def anonymize_session(
                                       log=log, reference_is_t1w=reference_is_t1w, timings=timings)
         atlas_fit, brain, quality = reference_fit.atlas_fit, reference_fit.brain, reference_fit.quality
         start = time.perf_counter()
-        t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods, brain)
+        t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods, brain, remove_ears)
         timings.add("masks", start)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{reference}: {' '.join(str(exc).split())}") from exc
@@ -147,7 +153,8 @@ def anonymize_session(
         try:
             log("computing the face warp")
             start = time.perf_counter()
-            refaced = face_methods.reface(t1w_volume, t1_item.masks, t1w.zooms)
+            # The warp's target is the atlas face alone: warpface reshapes the face, the shell stays.
+            refaced = face_methods.reface(t1w_volume, t1_item.masks, t1w.zooms, shell=False)
             warp = warps.face_warp(
                 t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
             )
@@ -188,7 +195,7 @@ def anonymize_session(
             log(f"{Path(path).name} -> T1w: {'registered' if fit.registered else 'scanner coordinates'}"
                 + (f" ({'; '.join(fit.notes)})" if fit.notes else ""))
             start = time.perf_counter()
-            item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods, brain)
+            item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods, brain, remove_ears)
             timings.add("masks", start)
             name = Path(path).name.split(".")[0]
             if keep_work:
@@ -214,7 +221,7 @@ def _session_fit(via: str, fits: dict, t1w_volume, t1w_affine, seed, work_dir) -
 
 
 def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atlas, methods,
-             brain: native_brain.NativeBrain) -> _Image:
+             brain: native_brain.NativeBrain, remove_ears: bool = False) -> _Image:
     """Pull the atlas masks onto this image's grid, with the subject's own brain carried through
     the image's rigid fit to the reference, and find the image's background level."""
     volume = stored.real(0)
@@ -223,6 +230,7 @@ def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atl
         atlas_images, stored.shape3d, stored.affine,
         native_to_atlas @ image_to_t1w, guard_mm=guard.margin_mm(brain.ok),
         with_face=bool({"reface", "warpface"} & set(methods)), native_brain=own_brain,
+        with_ears=remove_ears and "deface" in methods, with_shell="reface" in methods,
     )
     return _Image(
         stored=stored, image_to_t1w=image_to_t1w, registration=fit, masks=masks,
@@ -344,10 +352,15 @@ def _apply(item: _Image, method: str, sampling) -> np.ndarray:
     """Stored-value output of one method for every volume of the image."""
     stored = item.stored
     volumes = []
+    plate = plate_value = None
+    if method == "deface":
+        fill = to_stored(np.array([item.background], np.float32), stored)[0]
+        plate, level = face_methods.deface_plate(stored.real(0), item.masks.face_roi, stored.zooms)
+        plate_value = None if level is None else to_stored(np.array([level], np.float32), stored)[0]
     for v in range(stored.volumes):
         if method == "deface":
-            fill = to_stored(np.array([item.background], np.float32), stored)[0]
-            volumes.append(face_methods.deface(stored.volume_raw(v), item.masks.face_roi, fill))
+            volumes.append(face_methods.deface(stored.volume_raw(v), item.masks.face_roi, fill, item.masks.ears,
+                                               plate, plate_value))
             continue
         real = stored.real(v)
         if method == "reface":

@@ -52,7 +52,7 @@ def check_image(
     figures_dir: str | os.PathLike[str],
     subject: str,
     session: str | None,
-    seed: int = 1,
+    seed: int,
     log: Callable[[str], None] = lambda msg: None,
     reference_is_t1w: bool = True,
 ) -> dict[str, Any]:

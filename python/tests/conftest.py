@@ -100,6 +100,12 @@ def make_subject(voxel: float = 3.0, seed: int = 0, nose_mm: float = 22.0):
     return data, affine, head_parts(pts, nose_mm)
 
 
+def ears_of(points: np.ndarray) -> np.ndarray:
+    """Ears ROI in head-centred mm: a box on each side of the head, from 5 mm off the brain out."""
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    return (np.abs(x) > 60) & (np.abs(y) < 15) & (np.abs(z) < 15)
+
+
 def face_roi_of(points: np.ndarray) -> np.ndarray:
     """Face ROI in head-centred mm: front and below the eyebrows, >= 5 mm from the brain."""
     front = (points[..., 1] > 50) & (points[..., 2] < 12)
@@ -125,10 +131,11 @@ def write_atlas(folder: Path, voxel: float = 2.0, nose_mm: float = 32.0) -> type
         "brain": parts["brain"] | parts["ventricle"],
         "brain_neck": (parts["head"] & ~face_roi).astype(np.uint8),
         "face": np.where(face_roi & parts["head"], template, 0).astype(np.float32),
+        "ears": ears_of(head_pts) & ~face_roi,
     }
     names = {"template": "tpl-micanon_T1w.nii.gz", "face_roi": "tpl-micanon_desc-face_mask.nii.gz",
              "brain": "tpl-micanon_desc-brain_mask.nii.gz", "brain_neck": "tpl-micanon_desc-brainNeck_mask.nii.gz",
-             "face": "tpl-micanon_desc-face_T1w.nii.gz"}
+             "face": "tpl-micanon_desc-face_T1w.nii.gz", "ears": "tpl-micanon_desc-ears_mask.nii.gz"}
     paths = {}
     for role, data in roles.items():
         data = np.asarray(data)

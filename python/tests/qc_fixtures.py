@@ -84,13 +84,10 @@ def assert_qc_record(record: dict) -> None:
 
 def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION, reference=None) -> dict:
     """One qc_outputs call through the bridge (``reference``: the session's, as the pipeline sends it)."""
-    request = {
+    reply = json.loads(api.qc_outputs(json.dumps({
         "output_dir": str(output_dir), "bids_dir": str(bids_dir), "subject": subject, "session": session,
-        "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "items": items,
-    }
-    if reference is not None:
-        request["reference"] = reference
-    reply = json.loads(api.qc_outputs(json.dumps(request)))
+        "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "reference": reference, "items": items,
+    })))
     assert reply["ok"], reply.get("error", {}).get("traceback")
     result = reply["result"]
     assert len(result["records"]) == len(items) == len(result["timings"]["items"])

@@ -20,7 +20,8 @@ from micanon.session import load_atlas_images
 def native(synthetic_atlas):
     data, affine, parts = make_subject()
     atlas = load_atlas_images(synthetic_atlas)
-    masks = atlas_masks.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=True)
+    masks = atlas_masks.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=True,
+                                   with_shell=True, with_ears=True)
     return data, affine, parts, masks
 
 
@@ -54,13 +55,100 @@ def test_deface_blanks_the_face_only(native):
 
 def test_reface_replaces_the_face_with_the_atlas_face(native):
     data, affine, parts, masks = native
-    out = face_methods.reface(data, masks, zooms_of(affine))
+    out = face_methods.reface(data, masks, zooms_of(affine), shell=False)
     zone = masks.face_zone
     assert np.array_equal(out[~zone], data[~zone])
     # the atlas nose is 10 mm longer: voxels in front of the subject's nose become tissue
     atlas_only_nose = zone & (masks.face > 50) & (data < 20)
     assert atlas_only_nose.sum() > 20
     assert np.median(out[atlas_only_nose]) > 50
+
+
+def test_reface_replaces_the_head_shell_above_the_neck_and_never_the_guard(native):
+    data, affine, parts, masks = native
+    out = face_methods.reface(data, masks, zooms_of(affine))
+    shell = masks.shell_zone
+    assert shell.any() and not (shell & masks.brain_guard).any()
+    # nothing outside the face zone and the shell changes; the guard is bit for bit the input
+    kept = ~(masks.face_zone | shell)
+    assert np.array_equal(out[kept], data[kept])
+    assert np.array_equal(out[masks.brain_guard], data[masks.brain_guard])
+    ijk = np.argwhere(shell)
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    # the shell covers the scalp over the top of the head (the analytic scalp shell, z > 60 mm) ...
+    top_scalp = parts["head"] & ~(parts["skull"] | parts["csf"] | parts["brain"] | parts["ventricle"])
+    top = np.zeros(data.shape, bool)
+    top[tuple(ijk[world[:, 2] > 60].T)] = True
+    assert (top & top_scalp).sum() > 50
+    assert not np.array_equal(out[top & top_scalp], data[top & top_scalp])
+    # ... and the ears, but not the neck far below the brain (the fade ends 20 mm under its floor)
+    assert masks.ears is not None and (shell & masks.ears).sum() > 0.9 * masks.ears.sum()
+    neck = parts["head"].copy()
+    low = np.zeros(data.shape, bool)
+    all_ijk = np.argwhere(neck)
+    all_world = all_ijk @ affine[:3, :3].T + affine[:3, 3]
+    low[tuple(all_ijk[all_world[:, 2] < -110].T)] = True
+    assert low.any() and not (shell & low).any()
+
+
+def test_reface_is_reproducible_and_adds_the_scan_s_own_noise(native):
+    data, affine, _, masks = native
+    first = face_methods.reface(data, masks, zooms_of(affine))
+    assert np.array_equal(first, face_methods.reface(data, masks, zooms_of(affine)))
+    # the synthetic scan's noise is N(0, 2) clipped at 0 (air: half-normal, spread ~1.2); the
+    # pasted atlas itself is noise-free, so the replaced air away from any tissue is not flat
+    far_air = masks.shell_zone & (masks.paste == 0) & (data < 10)
+    assert far_air.sum() > 100
+    assert 0.3 < float(np.std(first[far_air])) < 6.0
+
+
+def test_scan_noise_reads_the_noise_level_in_the_air():
+    rng = np.random.default_rng(3)
+    volume = rng.normal(0, 2.0, (40, 40, 40)).astype(np.float32)
+    volume[10:30, 10:30, 10:30] += 100.0
+    sample = np.ones(volume.shape, bool)
+    pasted = np.where(rng.random(1000) < 0.5, 0.0, 100.0).astype(np.float32)
+    noise = face_methods.scan_noise(volume, sample, pasted, skin=50.0)
+    air = pasted <= 50
+    assert np.std(noise[air]) == pytest.approx(2.0, rel=0.2)
+    assert np.std(noise[~air]) == pytest.approx(2.0 / 0.655, rel=0.2)
+    assert not face_methods.scan_noise(volume, sample, pasted, skin=None).any()
+
+
+def test_deface_plate_covers_the_cut_inside_the_face_roi_at_tissue_level(native):
+    data, affine, parts, masks = native
+    plate, level = face_methods.deface_plate(data, masks.face_roi, zooms_of(affine))
+    assert plate.sum() > 50 and not (plate & ~masks.face_roi).any()
+    assert not (plate & masks.brain_guard).any()
+    assert level is not None and 60 < level < 100  # the analytic scalp is 80
+    out = face_methods.deface(data, masks.face_roi, 0.0, plate=plate, plate_fill=level)
+    assert np.array_equal(out[~masks.face_roi], data[~masks.face_roi])
+    assert (out[plate] == np.float32(level)).all() and (out[masks.face_roi & ~plate] == 0).all()
+    # the plate lies just in front of what stays (two 3 mm voxels thick): nothing of it lies
+    # deeper than 10 mm inside the ROI, e.g. out at the tip of the nose
+    from scipy import ndimage
+    deep = ndimage.distance_transform_edt(masks.face_roi, sampling=zooms_of(affine)) > 10
+    assert deep.any() and not (plate & deep).any()
+
+
+def test_deface_plate_is_empty_without_a_skin_surface():
+    rng = np.random.default_rng(0)
+    angio = rng.normal(0, 1, (40, 40, 40)).astype(np.float32)
+    angio[20, 5:35, 20] = 500  # one vessel in an empty field
+    roi = np.zeros(angio.shape, bool)
+    roi[25:, :, :] = True
+    plate, level = face_methods.deface_plate(angio, roi, (1.0, 1.0, 1.0))
+    assert level is None and not plate.any()
+
+
+def test_deface_with_ears_blanks_the_ears_and_never_the_guard(native):
+    data, _, _, masks = native
+    assert masks.ears is not None and masks.ears.sum() > 20
+    assert not (masks.ears & masks.brain_guard).any()
+    out = face_methods.deface(data, masks.face_roi, 0.0, masks.ears)
+    assert (out[masks.ears] == 0).all() and (out[masks.face_roi] == 0).all()
+    kept = ~(masks.ears | masks.face_roi)
+    assert np.array_equal(out[kept], data[kept])
 
 
 def test_reface_blend_spans_several_slices_of_a_thick_slice_image():

@@ -34,6 +34,8 @@ from micanon.io import read_image
 from micanon.session import anonymize_session
 
 METHODS = ["deface", "reface", "warpface"]
+# What the run configuration sends (src/config.ts owns the defaults; the engine has none).
+SETTINGS = {"dilate": 6.0, "seed": 1}
 
 
 def _disk_header(path):
@@ -70,7 +72,7 @@ def session(tmp_path_factory, synthetic_atlas):
         str(t1w),
         [{"path": str(t2w), "register_via": None}, {"path": str(mt), "register_via": None},
          {"path": str(t1map), "register_via": str(t2w)}, {"path": str(missing), "register_via": None}],
-        METHODS, synthetic_atlas, outputs, work_dir=str(root / "work"), keep_work=True, log=messages.append,
+        METHODS, synthetic_atlas, outputs, work_dir=str(root / "work"), keep_work=True, log=messages.append, **SETTINGS,
     )
     print(f"synthetic session: {time.perf_counter() - start:.1f} s")
     return {"result": result, "outputs": outputs, "parts": parts, "t1w": t1w, "t2w": t2w, "mt": mt,
@@ -171,7 +173,7 @@ def test_reference_failure_raises_one_line_value_error(tmp_path, synthetic_atlas
     missing = tmp_path / "sub-2_T1w.nii.gz"
     with pytest.raises(ValueError, match="sub-2_T1w.nii.gz"):
         anonymize_session(str(missing), [], ["deface"], synthetic_atlas, _outputs(tmp_path, [missing], ["deface"]),
-                          work_dir=str(tmp_path / "work"))
+                          work_dir=str(tmp_path / "work"), **SETTINGS)
 
 
 def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch, tmp_path, synthetic_atlas):
@@ -187,7 +189,7 @@ def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch,
     t1w = save_subject(tmp_path / "sub-1_T1w.nii.gz", data, affine, np.float32)
     t2w = save_subject(tmp_path / "sub-1_T2w.nii.gz", np.where(data > 0, 150.0 - data, 0.0), affine, np.float32)
     result = anonymize_session(str(t1w), [{"path": str(t2w), "register_via": None}], ["deface"], synthetic_atlas,
-                               _outputs(tmp_path, [t1w, t2w], ["deface"]), work_dir=str(tmp_path / "work"))
+                               _outputs(tmp_path, [t1w, t2w], ["deface"]), work_dir=str(tmp_path / "work"), **SETTINGS)
     t2_record = next(r for r in result["images"] if r["input"] == str(t2w))
     assert t2_record["registered"] and t2_record["registration"]["flag"] == "poor"
     assert t2_record["registration"]["metric"] == f"reference_{result['reference']['registration']['metric']}"
@@ -196,9 +198,29 @@ def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch,
 def test_same_inputs_give_the_same_bytes(session, synthetic_atlas, tmp_path):
     t1w = session["t1w"]
     outputs = {str(t1w): {m: str(tmp_path / f"{m}.nii.gz") for m in ("deface", "warpface")}}
-    anonymize_session(str(t1w), [], ["deface", "warpface"], synthetic_atlas, outputs, work_dir=str(tmp_path / "w"))
+    anonymize_session(str(t1w), [], ["deface", "warpface"], synthetic_atlas, outputs, work_dir=str(tmp_path / "w"), **SETTINGS)
     for method, path in outputs[str(t1w)].items():
         assert Path(path).read_bytes() == Path(session["outputs"][str(t1w)][method]).read_bytes(), method
+
+
+def test_remove_ears_blanks_the_ears_in_deface_only(session, synthetic_atlas, tmp_path):
+    t1w = session["t1w"]
+    outputs = {str(t1w): {"deface": str(tmp_path / "deface.nii.gz")}}
+    result = anonymize_session(str(t1w), [], ["deface"], synthetic_atlas, outputs, work_dir=str(tmp_path / "w"),
+                               remove_ears=True, **SETTINGS)
+    assert result["images"][0]["brain_voxels_changed"] == 0
+    before = read_image(str(t1w)).real(0)
+    with_ears = read_image(outputs[str(t1w)]["deface"]).real(0)
+    without = read_image(session["outputs"][str(t1w)]["deface"]).real(0)
+    data, affine, parts = make_subject()
+    pts = grid_points(data.shape, affine)
+    ears = (np.abs(pts[..., 0]) > 66) & (np.abs(pts[..., 1]) < 10) & (np.abs(pts[..., 2]) < 10) & parts["head"]
+    assert ears.sum() > 10
+    # the plain deface keeps the sides of the head; --remove-ears blanks them, and nothing of the brain
+    assert np.array_equal(without[ears], before[ears])
+    assert (with_ears[ears] == 0).all()
+    brain = parts["brain"] | parts["ventricle"]
+    assert np.array_equal(with_ears[brain], before[brain])
 
 
 # ----------------------------------------------------------------------------- person A
@@ -214,7 +236,7 @@ def test_person_a(method, tmp_path):
     outputs = _outputs(tmp_path, [t1w, *others], [method])
     start = time.perf_counter()
     result = anonymize_session(str(t1w), [{"path": str(p), "register_via": None} for p in others], [method], atlas,
-                               outputs, work_dir=str(tmp_path / "work"))
+                               outputs, work_dir=str(tmp_path / "work"), **SETTINGS)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"person A {method}: {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")

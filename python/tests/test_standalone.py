@@ -29,7 +29,7 @@ NOT_CHECKED = {"verdict": "not_checked", "pass": None, "detail": "not checked: n
 def run_check(image: Path, original: Path | None, atlas, out: Path, method: str = "deface") -> dict:
     """check_image with figures under ``out``; every figure the record names must exist there."""
     record = check_image(image, original, method, atlas, output_dir=out, figures_dir=out / "sub-x" / "figures",
-                         subject="x", session=None)
+                         subject="x", session=None, seed=1)
     for group in ("input", "output", "slices"):
         for relative in record["renders"][group].values():
             assert (out / relative).is_file(), relative
@@ -40,7 +40,7 @@ def run_check(image: Path, original: Path | None, atlas, out: Path, method: str 
 def pipeline_deface(original: Path, atlas, folder: Path) -> Path:
     """The pipeline's own deface of ``original`` (its registration, masks and guard)."""
     defaced = folder / f"{original.name.split('.')[0]}_desc-defaced.nii.gz"
-    anonymize_session(str(original), [], ["deface"], atlas, {str(original): {"deface": str(defaced)}}, work_dir=str(folder / "work"))
+    anonymize_session(str(original), [], ["deface"], atlas, {str(original): {"deface": str(defaced)}}, work_dir=str(folder / "work"), dilate=6, seed=1)
     return defaced
 
 
@@ -132,7 +132,8 @@ def test_the_bridge_names_a_missing_file_and_refuses_an_unknown_method(synthetic
 
     def ask(**change) -> dict:
         request = {"image": str(synthetic["defaced"]), "original": None, "method": "deface", "atlas": str(atlas_dir),
-                   "output_dir": str(tmp_path), "figures_dir": str(tmp_path / "f"), "subject": "x", "session": None}
+                   "output_dir": str(tmp_path), "figures_dir": str(tmp_path / "f"), "subject": "x", "session": None,
+                   "seed": 1, "reference_is_t1w": True}
         return json.loads(api.qc_image(json.dumps({**request, **change})))
 
     missing = ask(original=str(tmp_path / "nothere.nii.gz"))

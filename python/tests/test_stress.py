@@ -56,7 +56,7 @@ def test_a_fit_that_puts_the_face_on_the_brain_is_refused_by_the_brain_check(atl
     out.mkdir()
     with stress.shifted_fit(planted.shift_fit_mm):
         result = anonymize_session(str(stress.PERSON_A), [], ["deface"], real_atlas(), {str(stress.PERSON_A): {"deface": str(output)}},
-                                   work_dir=str(tmp_path / "work"))
+                                   work_dir=str(tmp_path / "work"), dilate=6, seed=1)
     record = result["images"][0]
     assert record["brain_voxels_changed"] == 0 and record["native_brain_voxels_changed"] == 0
     assert record["registration"]["check"]["hard"] is True

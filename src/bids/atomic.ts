@@ -139,8 +139,9 @@ async function placeViaTemp(finalPath: string, fill: (tmpPath: string) => Promis
   await commitAtomic(tmpPath, finalPath);
 }
 
+/** Flush a file to disk. Opened read-only: a copy keeps its source's mode, which may be 0444. */
 async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r+');
+  const handle = await open(file, 'r');
   try {
     await handle.sync();
   } finally {
@@ -162,6 +163,17 @@ export async function writeFileAtomic(finalPath: string, data: string | Uint8Arr
     } finally {
       await handle.close();
     }
+  });
+}
+
+/**
+ * Copy `source` to `finalPath` atomically (a temporary sibling, flushed, then renamed): several
+ * runs copying the same file at once each replace it whole, never leave it half-written.
+ */
+export async function copyFileAtomic(source: string, finalPath: string): Promise<void> {
+  await placeViaTemp(finalPath, async (tmpPath) => {
+    await copyFile(source, tmpPath);
+    await syncFile(tmpPath);
   });
 }
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { discoverAnatomy, expandLabelArgs, normaliseLabels, readLabelFile, type SkippedFile } from './discover.js';
+import { discoverAnatomy, type SkippedFile } from './discover.js';
+import { expandLabelArgs } from './selection.js';
 import { BidsError } from './errors.js';
 import { setTreeReadOnly, snapshotTree, type TreeSpec, useTempTrees } from './tree.fixture.js';
 
@@ -9,30 +10,6 @@ const tree = useTempTrees();
 /** Image files need no content for discovery: it reads names only. */
 const img = (...names: string[]): TreeSpec => Object.fromEntries(names.map((n) => [n, 'nifti']));
 const names = (paths: string[]) => paths.map((p) => path.basename(p));
-
-describe('labels', () => {
-  it('accepts labels with or without the prefix and drops duplicates', () => {
-    expect(normaliseLabels(['01', 'sub-02', 'sub-01'], 'sub')).toEqual(['01', '02']);
-  });
-
-  it('rejects labels BIDS does not allow', () => {
-    expect(() => normaliseLabels(['01_a'], 'sub')).toThrow(/not a valid sub label/);
-  });
-
-  it('reads a label file with comments, blank lines and prefixes', async () => {
-    const root = await tree({ 'labels.txt': '# cohort A\nsub-01\n\n02  # late\n03,sub-04\n' });
-    expect(await readLabelFile(path.join(root, 'labels.txt'), 'sub')).toEqual(['01', '02', '03', '04']);
-  });
-
-  it('expands file arguments among label arguments', async () => {
-    const root = await tree({ 'more.txt': 'sub-07\n' });
-    expect(await expandLabelArgs(['01', path.join(root, 'more.txt')], 'sub')).toEqual(['01', '07']);
-  });
-
-  it('says which label file cannot be read', async () => {
-    await expect(readLabelFile('/nonexistent/labels.txt', 'sub')).rejects.toMatchObject({ code: 'BIDS_LABEL_FILE_UNREADABLE', exitCode: 66 });
-  });
-});
 
 describe('discoverAnatomy', () => {
   it('finds sessions, picks run-1 T1w as reference and lists every image', async () => {
@@ -199,18 +176,18 @@ describe('discoverAnatomy', () => {
     expect(err).toBeInstanceOf(BidsError);
     expect(err).toMatchObject({ code: 'BIDS_LABEL_NOT_FOUND', exitCode: 18 });
     expect((err as BidsError).message).toMatch(/sub-09, sub-10 not found/);
-    expect((err as BidsError).message).toMatch(/it has sub-01, sub-02/);
+    expect((err as BidsError).message).toMatch(/present: sub-01, sub-02/);
     expect((err as BidsError).oneLine()).toMatch(/--participant-label/);
   });
 
   it('names a missing session and the sessions present', async () => {
     const root = await tree(img('sub-01/ses-a/anat/sub-01_ses-a_T1w.nii.gz'));
-    await expect(discoverAnatomy(root, { sessions: ['z'] })).rejects.toThrow(/ses-z not found .* sessions present: ses-a/);
+    await expect(discoverAnatomy(root, { sessions: ['z'] })).rejects.toThrow(/session ses-z not found in sub-01 of .*; present: ses-a/);
   });
 
   it('reads the participants of a label file', async () => {
     const root = await tree({ ...img('sub-01/anat/sub-01_T1w.nii.gz', 'sub-02/anat/sub-02_T1w.nii.gz'), 'list.txt': 'sub-02\n' });
-    const participants = await expandLabelArgs([path.join(root, 'list.txt')], 'sub');
+    const participants = expandLabelArgs([path.join(root, 'list.txt')], 'sub');
     const plan = await discoverAnatomy(root, { participants });
     expect(plan.map((p) => p.subject)).toEqual(['02']);
   });

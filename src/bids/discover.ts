@@ -5,11 +5,15 @@
  * voxel-aligned partner of the same acquisition to register through (`registerVia`).
  * Reads names only (and never writes): the engine judges image content.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { anatGroupOf, extensionOf, isImageExtension, parseBidsName } from './entities.js';
 import { BidsError } from './errors.js';
+import { filterOut, type BidsFilters } from './filters.js';
 import { BidsIgnore, loadBidsIgnore } from './ignore.js';
+import { listForMessage, selectLabels } from './selection.js';
+
+export { normaliseLabels } from './selection.js';
 
 /** One anatomical image of the plan. Paths are absolute. */
 export interface AnatImage {
@@ -40,83 +44,23 @@ export interface SessionPlan {
 export interface SkippedFile {
   path: string;
   reason: string;
+  /** True when --bids-filter-file left out an image discovery would have taken. */
+  filtered?: boolean;
 }
 
 export interface DiscoverOptions {
   /** Participant labels, with or without `sub-`; all participants when absent or empty. */
-  participants?: string[];
+  participants?: readonly string[] | null;
+  /** Participants left out (--exclude-participant-label). */
+  excludeParticipants?: readonly string[];
   /** Session labels, with or without `ses-`; all sessions when absent or empty. */
-  sessions?: string[];
+  sessions?: readonly string[] | null;
+  /** Sessions left out (--exclude-session-label); sessionless data stays. */
+  excludeSessions?: readonly string[];
+  /** --bids-filter-file: images of a kind it names must match its query. */
+  filters?: BidsFilters | null;
   /** Called for every file left out, so the caller can log it. */
   onSkip?: (skipped: SkippedFile) => void;
-}
-
-const LABEL_RE = /^[a-zA-Z0-9]+$/;
-
-/**
- * Strip `sub-`/`ses-` prefixes, drop duplicates, keep order; throws BIDS_LABEL_INVALID for a label
- * with characters BIDS does not allow.
- */
-export function normaliseLabels(labels: readonly string[], prefix: 'sub' | 'ses'): string[] {
-  const out: string[] = [];
-  for (const raw of labels) {
-    const label = raw.trim().replace(new RegExp(`^${prefix}-`), '');
-    if (!LABEL_RE.test(label)) {
-      throw new BidsError('BIDS_LABEL_INVALID', `"${raw}" is not a valid ${prefix} label`);
-    }
-    if (!out.includes(label)) out.push(label);
-  }
-  return out;
-}
-
-/**
- * Read labels from a text file: one per line (whitespace or commas also separate),
- * blank lines and `#` comments ignored. Returns the labels normalised as by normaliseLabels.
- */
-export async function readLabelFile(file: string, prefix: 'sub' | 'ses'): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new BidsError('BIDS_LABEL_FILE_UNREADABLE', `cannot read label file ${file}`, { path: file, cause: err });
-  }
-  return normaliseLabels(labelsInText(text), prefix);
-}
-
-/** The labels a label file lists: one per line (whitespace or commas also separate), `#` comments. */
-export function labelsInText(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((line) => line.replace(/#.*/, ''))
-    .flatMap((line) => line.split(/[\s,]+/))
-    .filter(Boolean);
-}
-
-/** True when `value` (with or without its prefix) is not a label, so it may name a label file. */
-export function isLabelLike(value: string, prefix: 'sub' | 'ses'): boolean {
-  return LABEL_RE.test(value.trim().replace(new RegExp(`^${prefix}-`), ''));
-}
-
-/**
- * Expand command-line label arguments: a value that is not a valid label (for example
- * `labels.txt` or `lists/sub.txt`) and names a readable file contributes the labels in it;
- * anything else is a label. Returns the normalised labels.
- */
-export async function expandLabelArgs(values: readonly string[], prefix: 'sub' | 'ses'): Promise<string[]> {
-  const labels: string[] = [];
-  for (const value of values) {
-    if (!isLabelLike(value, prefix) && (await isFile(value))) labels.push(...(await readLabelFile(value, prefix)));
-    else labels.push(value);
-  }
-  return normaliseLabels(labels, prefix);
-}
-
-async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isFile();
-  } catch {
-    return false;
-  }
 }
 
 interface Entry {
@@ -152,12 +96,6 @@ function prefixed(entries: Entry[], prefix: 'sub' | 'ses', ignore: BidsIgnore, r
 /** Participant labels present at the dataset root (without `sub-`), sorted. */
 export async function listSubjects(root: string): Promise<string[]> {
   return prefixed(await listVisible(root), 'sub', await loadBidsIgnore(root), '');
-}
-
-function listForMessage(labels: string[], prefix: string): string {
-  if (labels.length === 0) return 'none';
-  const shown = labels.slice(0, 20).map((l) => `${prefix}-${l}`).join(', ');
-  return labels.length > 20 ? `${shown} and ${labels.length - 20} more` : shown;
 }
 
 /** Entities that only derivatives carry: a raw file with one of them is not a raw image. */
@@ -196,6 +134,7 @@ async function anatImagesIn(
   subject: string,
   session: string | null,
   ignore: BidsIgnore,
+  filters: BidsFilters | null,
   onSkip: (s: SkippedFile) => void,
 ): Promise<AnatImage[]> {
   const anatRel = `${relDir}/anat`;
@@ -221,6 +160,11 @@ async function anatImagesIn(
     const verdict = classify(entry.name, subject, session);
     if (!verdict.ok) {
       if (!verdict.silent) onSkip({ path: absolute, reason: verdict.reason });
+      continue;
+    }
+    const filteredOut = filters && filterOut({ suffix: verdict.suffix, entities: verdict.entities, extension: extensionOf(entry.name) }, filters);
+    if (filteredOut) {
+      onSkip({ path: absolute, reason: filteredOut, filtered: true });
       continue;
     }
     images.push({ path: absolute, relativePath, suffix: verdict.suffix, entities: verdict.entities, registerVia: null });
@@ -356,8 +300,9 @@ function assignRegisterVia(images: AnatImage[]): void {
  * reference chosen, registration partners assigned. Sessionless datasets give session null.
  *
  * Throws BIDS_ROOT_MISSING when `root` is not a folder, BIDS_LABEL_NOT_FOUND when a requested
- * participant or session does not exist (the message lists those that do), BIDS_NO_ANAT_IMAGES
- * when the selection holds no anatomical image at all.
+ * participant or session does not exist (the message lists those that do), BIDS_SELECTION_EMPTY
+ * when an exclusion or the filter file leaves nothing, BIDS_NO_ANAT_IMAGES when the selection
+ * holds no anatomical image at all.
  */
 export async function discoverAnatomy(root: string, options: DiscoverOptions = {}): Promise<SessionPlan[]> {
   const absRoot = path.resolve(root);
@@ -367,19 +312,9 @@ export async function discoverAnatomy(root: string, options: DiscoverOptions = {
   }
   const ignore = await loadBidsIgnore(absRoot);
   const existing = prefixed(await listVisible(absRoot), 'sub', ignore, '');
-  const requested = normaliseLabels(options.participants ?? [], 'sub');
-  const missing = requested.filter((label) => !existing.includes(label));
-  if (missing.length) {
-    throw new BidsError(
-      'BIDS_LABEL_NOT_FOUND',
-      `participant ${listForMessage(missing, 'sub')} not found in ${absRoot}; it has ${listForMessage(existing, 'sub')}`,
-      { path: absRoot },
-    );
-  }
-  const subjects = requested.length ? requested : existing;
-  const wantedSessions = normaliseLabels(options.sessions ?? [], 'ses');
+  const subjects = selectLabels(existing, { include: options.participants, exclude: options.excludeParticipants }, 'sub', absRoot);
 
-  // Every (subject, session) folder holding data, before the session filter.
+  // Every (subject, session) folder holding data, before the session selection.
   const folders: Array<{ subject: string; session: string | null; relDir: string }> = [];
   for (const subject of subjects) {
     const subRel = `sub-${subject}`;
@@ -389,22 +324,26 @@ export async function discoverAnatomy(root: string, options: DiscoverOptions = {
     }
     if (entries.some((e) => e.isDir && e.name === 'anat')) folders.push({ subject, session: null, relDir: subRel });
   }
-  if (wantedSessions.length) {
-    const present = [...new Set(folders.flatMap((f) => (f.session ? [f.session] : [])))].sort();
-    const absent = wantedSessions.filter((s) => !present.includes(s));
-    if (absent.length) {
-      throw new BidsError(
-        'BIDS_LABEL_NOT_FOUND',
-        `session ${listForMessage(absent, 'ses')} not found for ${listForMessage(subjects, 'sub')} in ${absRoot}; sessions present: ${listForMessage(present, 'ses')}`,
-        { path: absRoot },
-      );
-    }
-  }
-  const selected = wantedSessions.length ? folders.filter((f) => f.session && wantedSessions.includes(f.session)) : folders;
+  const present = [...new Set(folders.flatMap((f) => (f.session ? [f.session] : [])))].sort();
+  const wantedSessions = options.sessions?.length ? options.sessions : null;
+  const sessions = selectLabels(
+    present,
+    { include: wantedSessions, exclude: options.excludeSessions },
+    'ses',
+    `${listForMessage(subjects, 'sub')} of ${absRoot}`,
+    folders.some((f) => f.session === null),
+  );
+  // --session-label takes sessions only; without it sessionless data stays selected.
+  const selected = folders.filter((f) => (f.session === null ? !wantedSessions : sessions.includes(f.session)));
 
+  let filteredOut = 0;
+  const skip = (skipped: SkippedFile) => {
+    if (skipped.filtered) filteredOut++;
+    onSkip(skipped);
+  };
   const plan: SessionPlan[] = [];
   for (const folder of selected) {
-    const images = await anatImagesIn(absRoot, folder.relDir, folder.subject, folder.session, ignore, onSkip);
+    const images = await anatImagesIn(absRoot, folder.relDir, folder.subject, folder.session, ignore, options.filters ?? null, skip);
     if (images.length === 0) {
       onSkip({ path: path.join(absRoot, folder.relDir), reason: 'no anatomical image in this session' });
       continue;
@@ -421,10 +360,17 @@ export async function discoverAnatomy(root: string, options: DiscoverOptions = {
       images: [reference, ...rest],
     });
   }
+  if (plan.length === 0 && filteredOut > 0) {
+    throw new BidsError(
+      'BIDS_SELECTION_EMPTY',
+      `--bids-filter-file ${options.filters?.file ?? ''} leaves out every anatomical image of the selection (${filteredOut} image(s); the log at --log-level verbose says why each)`,
+      { path: options.filters?.file ?? absRoot },
+    );
+  }
   if (plan.length === 0) {
     throw new BidsError(
       'BIDS_NO_ANAT_IMAGES',
-      `no anatomical image (anat/*.nii[.gz]) found for ${listForMessage(subjects, 'sub')}${wantedSessions.length ? ` ${listForMessage(wantedSessions, 'ses')}` : ''} in ${absRoot}`,
+      `no anatomical image (anat/*.nii[.gz]) found for ${listForMessage(subjects, 'sub')}${wantedSessions ? ` ${listForMessage(sessions, 'ses')}` : ''} in ${absRoot}`,
       { path: absRoot },
     );
   }

@@ -13,6 +13,7 @@ import {
   scrubScansTsv,
   scrubSidecar,
   withDeidentification,
+  withDerivativeFields,
 } from './sidecar.js';
 import { setTreeReadOnly, snapshotTree, type TreeSpec, useTempTrees } from './tree.fixture.js';
 
@@ -177,7 +178,7 @@ describe('inheritance', () => {
 describe('withDeidentification', () => {
   it('records DICOM 113102 and a micanon code with the version', () => {
     const s = withDeidentification({ EchoTime: 0.003 }, { method: 'deface', version: '0.1.0' });
-    expect(s.DeidentificationMethod).toMatch(/^micanon 0\.1\.0 deface/);
+    expect(s.DeidentificationMethod).toEqual([expect.stringMatching(/^micanon 0\.1\.0 deface: face region set to zero/)]);
     expect(s.DeidentificationMethodCodeSequence).toEqual([
       { CodeValue: '113102', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Clean Recognizable Visual Features Option' },
       { CodeValue: 'DEFACE', CodingSchemeDesignator: '99MICANON', CodingSchemeVersion: '0.1.0', CodeMeaning: 'micanon deface' },
@@ -191,8 +192,22 @@ describe('withDeidentification', () => {
       DeidentificationMethodCodeSequence: [{ CodeValue: '113102', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Clean Recognizable Visual Features Option' }],
     };
     const s = withDeidentification(earlier, { method: 'warpface', version: '0.1.0' });
-    expect(s.DeidentificationMethod).toMatch(/^pydeface 2\.0; micanon 0\.1\.0 warpface/);
+    expect(s.DeidentificationMethod).toEqual(['pydeface 2.0', expect.stringMatching(/^micanon 0\.1\.0 warpface/)]);
     expect((s.DeidentificationMethodCodeSequence as unknown[]).length).toBe(2);
+    // A list stays a list, and our step is not added twice.
+    const twice = withDeidentification(s, { method: 'warpface', version: '0.1.0' });
+    expect(twice.DeidentificationMethod).toEqual(s.DeidentificationMethod);
+  });
+});
+
+describe('withDerivativeFields', () => {
+  it('says the image is not skull-stripped and describes it, keeping a description the input had', () => {
+    expect(withDerivativeFields({ EchoTime: 0.003 }, 'deface')).toEqual({
+      EchoTime: 0.003,
+      SkullStripped: false,
+      Description: expect.stringMatching(/^The input image, face-anonymized by micanon deface \(face region set to zero\)/),
+    });
+    expect(withDerivativeFields({ Description: 'MPRAGE, 1 mm' }, 'reface')).toEqual({ Description: 'MPRAGE, 1 mm', SkullStripped: false });
   });
 });
 

@@ -207,10 +207,13 @@ export function rawBidsUri(relativePath: string): string {
  * Add DeidentificationMethod, DeidentificationMethodCodeSequence (DICOM 113102 plus a micanon
  * code carrying the method and version) and Sources. Earlier de-identification records of the
  * input (another tool's) are kept and ours appended, so the history stays complete.
+ * DeidentificationMethod is a list of strings, one per step, as the BIDS schema has it (the
+ * validator refuses a plain string); an earlier plain string becomes the first item.
  */
 export function withDeidentification(sidecar: Sidecar, options: DeidentificationOptions): Sidecar {
   const ours = `micanon ${options.version} ${options.method}: ${METHOD_TEXT[options.method]}, brain voxels unchanged; identifying sidecar fields removed`;
-  const previousText = typeof sidecar.DeidentificationMethod === 'string' ? sidecar.DeidentificationMethod : '';
+  const earlier = sidecar.DeidentificationMethod;
+  const previousSteps = (Array.isArray(earlier) ? earlier : [earlier]).filter((step): step is string => typeof step === 'string' && step.trim() !== '');
   const previousCodes = Array.isArray(sidecar.DeidentificationMethodCodeSequence) ? sidecar.DeidentificationMethodCodeSequence : [];
   const micanonCode = {
     CodeValue: options.method.toUpperCase(),
@@ -228,11 +231,28 @@ export function withDeidentification(sidecar: Sidecar, options: Deidentification
   }
   const out: Sidecar = {
     ...sidecar,
-    DeidentificationMethod: previousText && !previousText.includes(ours) ? `${previousText}; ${ours}` : ours,
+    DeidentificationMethod: previousSteps.includes(ours) ? previousSteps : [...previousSteps, ours],
     DeidentificationMethodCodeSequence: codes,
   };
   if (options.sourceUri) out.Sources = [options.sourceUri];
   return out;
+}
+
+/**
+ * The fields BIDS asks of a derivative anatomical image (the validator's SIDECAR_KEY_REQUIRED and
+ * SIDECAR_KEY_RECOMMENDED): SkullStripped is REQUIRED, and false, since no method of micanon
+ * removes skull or brain-outside tissue (deface zeroes the face region only); Description is
+ * RECOMMENDED, added when the input's metadata has none. Not for the raw layout, whose images
+ * stand in for raw ones.
+ */
+export function withDerivativeFields(sidecar: Sidecar, method: AnonymizationMethod): Sidecar {
+  return {
+    ...sidecar,
+    SkullStripped: false,
+    ...(typeof sidecar.Description === 'string' && sidecar.Description.trim() !== ''
+      ? {}
+      : { Description: `The input image, face-anonymized by micanon ${method} (${METHOD_TEXT[method]}); every brain voxel unchanged.` }),
+  };
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
  * `micapipe_anonymize`: micapipe's own flags, mapped onto the same engine and pipeline.
- *   micapipe_anonymize -sub 01 -ses 01 -out OUT -bids BIDS -all [-dilate 6] [-robust] [-nocleanup] [-threads N] [-T1 PATH]
+ *   micapipe_anonymize -sub 01 -ses 01 -out OUT -bids BIDS -all [-dilate 6] [-ears] [-robust] [-nocleanup] [-threads N] [-T1 PATH]
  * Outputs: OUT/sub-XX[/ses-YY]/anat/<input name>_{defaced,refaced,warpfaced}.nii.gz
  */
 import { MicanonError } from '../errors.js';
 import { packageVersion } from '../version.js';
-import { runConfigSchema, type RunConfig } from './config.js';
+import { defaults, runConfigSchema, type RunConfig } from '../config.js';
 import { usageError } from './parser.js';
 
 export const micapipeHelp = `Usage: micapipe_anonymize -sub <id> -out <dir> -bids <dir> (-deface | -reface | -warpface | -all) [options]
@@ -22,7 +22,8 @@ micanon ${packageVersion}, with micapipe_anonymize's command line.
   -warpface      warp the own face toward the atlas face (alias: -refacePro)
   -all           all three methods
   -dilate <mm>   dilation of the brain+neck mask before the face warp is masked, in millimetres
-                 (default 6; micapipe counted voxels of its 0.8 mm template)
+                 (default ${defaults.dilateMm}; micapipe counted voxels of its 0.8 mm template)
+  -ears          deface: remove the ears too (the atlas ears ROI, less the brain guard)
   -robust        slower, more thorough registration
   -nocleanup     keep the work folder (transforms, native masks, warps)
   -threads <n>   threads of the engine's numeric pools (ITK, BLAS; as micanon --nthreads);
@@ -50,6 +51,7 @@ export function parseMicapipeArgs(argv: readonly string[]): MicapipeOutcome {
   const values = new Map<string, string>();
   const methods = new Set<'deface' | 'reface' | 'warpface'>();
   let robust = false;
+  let removeEars = false;
   let cleanup = true;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -65,6 +67,8 @@ export function parseMicapipeArgs(argv: readonly string[]): MicapipeOutcome {
       for (const m of methodFlags[flag]!) methods.add(m);
     } else if (flag === '-robust') {
       robust = true;
+    } else if (flag === '-ears') {
+      removeEars = true;
     } else if (flag === '-nocleanup') {
       cleanup = false;
     } else {
@@ -84,6 +88,7 @@ export function parseMicapipeArgs(argv: readonly string[]): MicapipeOutcome {
     methods: (['deface', 'reface', 'warpface'] as const).filter((m) => methods.has(m)),
     dilate: number('-dilate'),
     robust,
+    removeEars,
     nthreads: number('-threads'),
     cleanup,
     t1w: values.get('-T1') ?? null,

@@ -48,6 +48,24 @@ describe('BIDS-App parser', () => {
     expect(config(['--participant-label', file]).participantLabels).toEqual(['01', '02']);
   });
 
+  it('takes exclusions and a filter file (fMRIPrep spellings and ours)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'filter-'));
+    const file = path.join(dir, 'filter.json');
+    writeFileSync(file, JSON.stringify({ t1w: { acquisition: 'mprage' }, flair: { reconstruction: null } }));
+    const c = config(['--exclude-participant-label', 'sub-03', '--exclude_session_label', 'ses-b', 'c', '--bids-filter-file', file]);
+    expect(c.excludeParticipantLabels).toEqual(['03']);
+    expect(c.excludeSessionLabels).toEqual(['b', 'c']);
+    expect(c.bidsFilters?.file).toBe(file);
+    expect(c.bidsFilters?.kinds.flair).toEqual({ entities: { reconstruction: null }, regex: false });
+    expect(config([]).excludeParticipantLabels).toEqual([]);
+    expect(config([]).bidsFilters).toBeNull();
+    writeFileSync(file, '{"t1w": {"acq": "mprage"}}');
+    const error = failure(() => config(['--bids-filter-file', file]));
+    expect(error.exitCode).toBe(64);
+    expect(error.message).toContain(`--bids-filter-file ${file}: "t1w" filters on unknown entity "acq"`);
+    expect(failure(() => config(['--exclude-session-label', 'a_b'])).exitCode).toBe(64);
+  });
+
   it.each(['--skip_bids_validation', '--skip-bids-validation', '--skip_bids_validator'])('accepts %s', (flag) => {
     expect(config([flag]).skipBidsValidation).toBe(true);
   });
@@ -131,14 +149,16 @@ describe('BIDS-App parser', () => {
 
 describe('micapipe_anonymize parser', () => {
   it('maps micapipe flags to the same configuration', () => {
-    const outcome = parseMicapipeArgs(['-sub', 'sub-01', '-ses', '02', '-out', '/o', '-bids', '/b', '-all', '-dilate', '8', '-robust', '-nocleanup', '-threads', '4', '-T1', '/b/t1.nii.gz']);
+    const outcome = parseMicapipeArgs(['-sub', 'sub-01', '-ses', '02', '-out', '/o', '-bids', '/b', '-all', '-dilate', '8', '-ears', '-robust', '-nocleanup', '-threads', '4', '-T1', '/b/t1.nii.gz']);
     expect(outcome.kind).toBe('run');
     if (outcome.kind !== 'run') return;
     const c = outcome.config;
     expect(c.participantLabels).toEqual(['01']);
     expect(c.sessionLabels).toEqual(['02']);
     expect(c.methods).toEqual(['deface', 'reface', 'warpface']);
-    expect([c.dilate, c.robust, c.cleanup, c.nthreads, c.t1w, c.outputLayout]).toEqual([8, true, false, 4, '/b/t1.nii.gz', 'micapipe']);
+    expect([c.dilate, c.removeEars, c.robust, c.cleanup, c.nthreads, c.t1w, c.outputLayout]).toEqual([8, true, true, false, 4, '/b/t1.nii.gz', 'micapipe']);
+    const plain = parseMicapipeArgs(['-sub', '01', '-out', '/o', '-bids', '/b', '-deface']);
+    expect(plain.kind === 'run' && plain.config.removeEars).toBe(false);
   });
 
   it('defaults to every session, not micapipe\'s "ses-pre"', () => {

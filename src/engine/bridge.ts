@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { MicanonError } from '../errors.js';
 import { log } from '../log.js';
 import { engineInterpreter, interpreterProblem, pythonSource } from '../paths.js';
+import { handshake } from './contract.js';
 import { replySchema, type EngineErrorReply } from './schemas.js';
 
 const require = createRequire(import.meta.url);
@@ -123,7 +124,7 @@ export class Engine {
     }
     const engine = new Engine(pythonia, api, proc, exited);
     active = engine;
-    await engine.call('handshake', {}, z.object({ micanon: z.string() }));
+    await handshake(engine, {});
     return engine;
   }
 
@@ -133,7 +134,8 @@ export class Engine {
   }
 
   /**
-   * Call `micanon.api.<fn>` with a JSON request; the reply is validated with `schema`.
+   * Call `micanon.api.<fn>` with a JSON request; the reply is validated with `schema`. Code calls
+   * the typed functions of ./contract.ts, which check the request against the contract first.
    * A Python exception becomes an EngineCallError (one-line message; traceback in the debug log).
    */
   async call<T>(fn: string, request: object, schema: z.ZodType<T>): Promise<T> {

@@ -10,10 +10,11 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { LABEL_RE } from '../bids/selection.js';
 import { methodSchema } from './schemas.js';
 
 /** BIDS labels are alphanumeric; they also become parts of file names, so hold them to it. */
-export const bidsLabel = z.string().regex(/^[A-Za-z0-9]+$/, 'a BIDS label (letters and digits only)');
+export const bidsLabel = z.string().regex(LABEL_RE, 'a BIDS label (letters and digits only)');
 
 /**
  * A path relative to a folder the report knows (POSIX separators), never escaping it:

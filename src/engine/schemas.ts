@@ -115,3 +115,64 @@ export const inputChecksSchema = z.object({
   ),
 });
 export type InputChecks = z.infer<typeof inputChecksSchema>;
+
+/** cross_view: a probe's view meets the gallery's other views (every kind); same_view: the same view (outputs only). */
+const attackProtocolSchema = z.enum(['cross_view', 'same_view']);
+/** What a probe is: an unmodified input, or one method's output. */
+const attackProbeKindSchema = z.enum(['input', 'deface', 'reface', 'warpface']);
+
+/** One row of the re-identification attack's rank-1 table (python/micanon/attack.py, Rate.to_json). */
+export const attackRateSchema = z.object({
+  protocol: attackProtocolSchema,
+  kind: attackProbeKindSchema,
+  probes: z.number().int().nonnegative(),
+  hits: z.number().int().nonnegative(),
+  /** Probes with no face in any view the attack uses: misses, counted apart. */
+  no_face: z.number().int().nonnegative(),
+  /** Probes whose nearest identity was the atlas face. */
+  to_atlas: z.number().int().nonnegative(),
+  gallery_identities: z.number().int().nonnegative(),
+  rate: z.number().min(0).max(1).nullable(),
+  ci_low: z.number().min(0).max(1).nullable(),
+  ci_high: z.number().min(0).max(1).nullable(),
+  /** 1 / gallery identities: what guessing scores. */
+  chance: z.number().min(0).max(1).nullable(),
+});
+export type AttackRate = z.infer<typeof attackRateSchema>;
+
+/** One probe's rank-1 answer (python/micanon/attack.py, ProbeResult.to_json). */
+export const attackProbeSchema = z.object({
+  protocol: attackProtocolSchema,
+  kind: attackProbeKindSchema,
+  subject: z.string(),
+  session: z.string().nullable(),
+  input: z.string(),
+  views: z.number().int().nonnegative(),
+  face_views: z.number().int().nonnegative(),
+  nearest: z.string().nullable(),
+  nearest_score: z.number().nullable(),
+  own_score: z.number().nullable(),
+  hit: z.boolean(),
+  /** Every gallery identity's score (lower is nearer). */
+  scores: z.record(z.string(), z.number()),
+});
+export type AttackProbe = z.infer<typeof attackProbeSchema>;
+
+/** The reply of `reidentify`: the group level's re-identification attack (docs/identity.md). */
+export const attackReplySchema = z.object({
+  table: z.array(attackRateSchema),
+  probes: z.array(attackProbeSchema),
+  gallery: z.object({
+    identities: z.array(z.string()),
+    subjects: z.array(z.string()),
+    images: z.number().int().nonnegative(),
+    faces: z.number().int().nonnegative(),
+    distractors: z.array(z.string()),
+  }),
+  /** Whether the attack re-identified most inputs (else it proves nothing on this dataset). */
+  conclusive: z.boolean(),
+  verdict: z.string(),
+  /** The record views the attack used (profiles are left out). */
+  views: z.array(z.string()),
+});
+export type AttackReply = z.infer<typeof attackReplySchema>;

@@ -7,7 +7,8 @@
 import path from 'node:path';
 import type { SessionPlan } from '../bids/discover.js';
 import type { Engine } from '../engine/bridge.js';
-import { inputChecksSchema, type InputIssue } from '../engine/schemas.js';
+import { checkInputs } from '../engine/contract.js';
+import type { InputIssue } from '../engine/schemas.js';
 import { ExitCode } from '../errors.js';
 
 export interface InputWarning extends InputIssue {
@@ -33,7 +34,7 @@ function imagesOf(plans: readonly SessionPlan[], t1w: string | null): string[] {
 export async function checkParticipantInputs(engine: Engine, plans: readonly SessionPlan[], t1w: string | null): Promise<ParticipantInputs[]> {
   const subjects = [...new Set(plans.map((plan) => plan.subject))];
   const pathsOf = new Map(subjects.map((subject) => [subject, imagesOf(plans.filter((p) => p.subject === subject), t1w)]));
-  const reply = await engine.call('check_inputs', { paths: [...new Set([...pathsOf.values()].flat())] }, inputChecksSchema);
+  const reply = await checkInputs(engine, { paths: [...new Set([...pathsOf.values()].flat())] });
   const verdictOf = new Map(reply.images.map((image) => [path.resolve(image.path), image]));
   return subjects.map((subject) => {
     const verdicts = pathsOf.get(subject)!.map((file) => verdictOf.get(file)).filter((v) => v !== undefined);

@@ -2,26 +2,38 @@
  * The output dataset as a whole: created (or reused) before any participant runs, safe when
  * several participant jobs share it; and the `group` level summary gathered from it.
  */
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { writeFileAtomic } from '../bids/atomic.js';
+import { copyFileAtomic, writeFileAtomic } from '../bids/atomic.js';
 import { ensureDerivativeDescription } from '../bids/derivatives.js';
 import { scrubParticipantsTsv, scrubScansTsv, scrubSidecar } from '../bids/sidecar.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { log } from '../log.js';
-import { writeGroupReport } from '../qc/group.js';
-import { qcFolder } from '../qc/records.js';
+import { discoverAnatomy } from '../bids/discover.js';
+import { writeGroupReport, type MissingResult } from '../qc/group.js';
+import { taskKey, taskLogErrors } from '../slurm/tasklogs.js';
+import { runRecordPath } from './summary.js';
+import { qcFolder, readQcRecords } from '../qc/records.js';
+import { reidentifyDataset } from './attack.js';
 import { packageRepository, packageVersion } from '../version.js';
+import { validateOutput } from './validation.js';
 
 /**
  * `.bidsignore` of output_dir: run logs are never BIDS; QC (records, pages, figures) only where it
  * is written inside output_dir (the default outside the raw layout).
+ *
+ * Folder patterns carry no trailing slash: the BIDS validator 3 tests a folder by its path without
+ * one, so a pattern `.../figures/` hides the figures but not their folder, which it then reports
+ * as NOT_INCLUDED; `.../figures` hides both (gitignore: a pattern without a slash at the end
+ * matches files and folders alike).
  */
 export function bidsIgnoreText(config: Pick<RunConfig, 'outputDir' | 'qcDir'>): string {
   const qcRelative = path.relative(config.outputDir, config.qcDir);
-  if (qcRelative === '') return 'logs/\nsub-*/figures/\n*.html\n';
-  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}/\n`;
+  if (qcRelative === '') return 'logs/\nsub-*/figures\n*.html\n';
+  if (!qcRelative.startsWith('..')) return `logs/\n/${qcRelative.split(path.sep).join('/')}\n`;
   return 'logs/\n';
 }
 
@@ -54,35 +66,35 @@ async function ensureDir(dir: string): Promise<void> {
  * Raw layout: a shareable copy of the dataset. Anatomical images are never copied (the pipeline
  * writes the anonymized ones; those of participants not selected would carry faces), every
  * other sidecar is scrubbed, ages >= 89 are binned and acquisition times blanked.
+ * Every participant job of a SLURM array writes this copy into the same output_dir at once: each
+ * file is replaced whole (a temporary sibling renamed into place) with the same bytes, so
+ * whichever job writes last, no reader ever sees a torn participants.tsv.
  */
 async function copyRawDataset(config: RunConfig): Promise<void> {
   const isAnatFile = (rel: string) => rel.split(path.sep).includes('anat') && /\.(nii(\.gz)?|json)$/.test(rel);
-  await cp(config.bidsDir, config.outputDir, {
-    recursive: true,
-    force: true,
-    filter: (source) => {
-      const rel = path.relative(config.bidsDir, source);
-      const top = rel.split(path.sep)[0];
-      return top !== 'derivatives' && top !== 'sourcedata' && !isAnatFile(rel);
-    },
-  });
-  for (const entry of await readdir(config.outputDir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    const rel = path.relative(config.outputDir, file);
-    if (rel.startsWith(`logs${path.sep}`)) continue;
+  const entries = await readdir(config.bidsDir, { recursive: true, withFileTypes: true });
+  for (const entry of entries) {
+    const source = path.join(entry.parentPath, entry.name);
+    const rel = path.relative(config.bidsDir, source);
+    const top = rel.split(path.sep)[0];
+    if (top === 'derivatives' || top === 'sourcedata' || isAnatFile(rel)) continue;
+    // A link (DataLad) is copied as the file it points to; a folder is made by the files in it.
+    if (!entry.isFile() && !(entry.isSymbolicLink() && (await stat(source).then((s) => s.isFile(), () => false)))) continue;
+    const target = path.join(config.outputDir, rel);
     if (entry.name === 'participants.tsv') {
-      const { text, binned } = scrubParticipantsTsv(await readFile(file, 'utf8'));
+      const { text, binned } = scrubParticipantsTsv(await readFile(source, 'utf8'));
       if (binned) log.info(`participants.tsv: ${binned} age(s) >= 89 written as 89+`);
-      await writeFile(file, text);
+      await writeFileAtomic(target, text);
     } else if (entry.name.endsWith('_scans.tsv')) {
-      await writeFile(file, scrubScansTsv(await readFile(file, 'utf8')).text);
+      await writeFileAtomic(target, scrubScansTsv(await readFile(source, 'utf8')).text);
     } else if (entry.name.endsWith('.json') && entry.name !== 'dataset_description.json') {
-      const { sidecar } = scrubSidecar(JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>, {
+      const { sidecar } = scrubSidecar(JSON.parse(await readFile(source, 'utf8')) as Record<string, unknown>, {
         keepFields: config.keepFields,
         dropFields: config.dropFields,
       });
-      await writeFile(file, `${JSON.stringify(sidecar, null, 2)}\n`);
+      await writeFileAtomic(target, `${JSON.stringify(sidecar, null, 2)}\n`);
+    } else {
+      await copyFileAtomic(source, target);
     }
   }
 }
@@ -124,6 +136,29 @@ function checkSameLayout(config: RunConfig, file: string, body: SessionSummaryFi
   );
 }
 
+/**
+ * The selected sessions of bids_dir that have no run record: a participant whose input was
+ * refused, or whose run failed or was killed before the end, is listed, not silently absent.
+ * The reason comes from its SLURM task log when `micanon slurm` ran it.
+ */
+async function sessionsWithoutResult(config: RunConfig): Promise<MissingResult[]> {
+  let plans;
+  try {
+    plans = await discoverAnatomy(config.bidsDir, { participants: config.participantLabels ?? [], sessions: config.sessionLabels ?? [] });
+  } catch (err) {
+    log.warn(`participants without a result not looked for: ${(err as Error).message}`);
+    return [];
+  }
+  const absent = plans.filter((plan) => !existsSync(runRecordPath(config.outputDir, plan)));
+  if (absent.length === 0) return [];
+  const errors = await taskLogErrors(config.outputDir);
+  return absent.map((plan) => ({
+    subject: plan.subject,
+    session: plan.session,
+    reason: errors.get(taskKey(plan.subject, plan.session)) ?? errors.get(taskKey(plan.subject, null)) ?? 'no run record: not run yet, or refused, failed or killed (see its log)',
+  }));
+}
+
 /** `group` level: gather every participant's run record into logs/group_summary.tsv. */
 export async function summariseOutputs(config: RunConfig): Promise<number> {
   const logs = path.join(config.outputDir, 'logs');
@@ -142,19 +177,40 @@ export async function summariseOutputs(config: RunConfig): Promise<number> {
       rows.push([o.subject, o.session ?? 'n/a', o.input, o.method, o.status, String(o.brainVoxelsChanged ?? 'n/a'), o.output ?? 'n/a', o.reason ?? '']);
     }
   }
+  const missing = await sessionsWithoutResult(config);
+  for (const m of missing) rows.push([m.subject, m.session ?? 'n/a', 'n/a', 'n/a', 'no result', 'n/a', 'n/a', m.reason]);
+  for (const m of missing) log.warn(`${taskKey(m.subject, m.session)}: no result (${m.reason})`);
   const tsv = [header, ...rows].map((r) => r.map((c) => c.replace(/[\t\n]/g, ' ')).join('\t')).join('\n');
   await writeFileAtomic(path.join(logs, 'group_summary.tsv'), `${tsv}\n`);
   const note = qcLocationNote(config);
   if (note) log.info(note);
-  const qc = await writeGroupReport(config.qcDir);
+  const read = await readQcRecords(config.qcDir);
+  const attack = await reidentifyDataset(config, read.records);
+  // Every participant's outputs together, as they will be shared (the group files are in logs/
+  // and the QC pages, both in .bidsignore).
+  const tempRoot = config.workDir ?? tmpdir();
+  await ensureDir(tempRoot);
+  const validation = await validateOutput(config, tempRoot, []);
+  const qc = await writeGroupReport(config.qcDir, { missing, read, attack, validation: { output: validation } });
   if (qc.records === 0) log.warn(`no QC records in ${qcFolder(config.qcDir)}: give the group level the --output-layout and --qc-dir of the participant run`);
+  if (attack && 'result' in attack) {
+    const rate = (kind: string) => attack.result.table.find((r) => r.protocol === 'cross_view' && r.kind === kind);
+    const rates = ['input', 'deface', 'reface', 'warpface'].flatMap((kind) => {
+      const r = rate(kind);
+      return r && r.probes > 0 ? [`${kind} ${r.hits}/${r.probes}`] : [];
+    });
+    log.info(`re-identification attack (rank-1, cross-view): ${rates.join(', ')}; ${attack.result.verdict} -> ${qc.attackTsvs[0]}`);
+  }
   log.info(`group QC report: ${qc.html}`);
-  const failed = rows.filter((r) => r[4] !== 'ok');
+  const failed = rows.filter((r) => r[4] !== 'ok' && r[4] !== 'no result');
   const notWritten = failed.filter((r) => r[6] === 'n/a').length;
   const writtenAnyway = failed.length - notWritten;
   log.info(
-    `group: ${rows.length} output(s) from ${files.length} session(s), ${failed.length} failed` +
-      `${writtenAnyway ? ` (${writtenAnyway} of them written because of --qc-fail-ok)` : ''} -> ${path.join(logs, 'group_summary.tsv')}`,
+    `group: ${rows.length - missing.length} output(s) from ${files.length} session(s), ${failed.length} failed` +
+      `${writtenAnyway ? ` (${writtenAnyway} of them written because of --qc-fail-ok)` : ''}` +
+      `${missing.length ? `, ${missing.length} session(s) without a result` : ''} -> ${path.join(logs, 'group_summary.tsv')}`,
   );
-  return notWritten ? ExitCode.failure : ExitCode.ok;
+  const broken = validation?.errors.length ?? 0;
+  if (broken > 0) log.error(`${config.outputDir} breaks BIDS: ${broken} error(s) of the validator, named above and on the group QC page`);
+  return notWritten || broken > 0 ? ExitCode.failure : ExitCode.ok;
 }

@@ -11,15 +11,16 @@ import { moveFileAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
 import { chooseStandIn, type Geometry } from '../bids/reference.js';
 import { outputPathsFor } from '../bids/outputs.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import type { Engine } from '../engine/bridge.js';
-import { qcRepliesSchema } from '../engine/qc-record.js';
-import { imageInfoSchema, sessionResultSchema, type ImageRecord, type Method } from '../engine/schemas.js';
+import { anonymizeSessionCall, imageInfo, qcOutputs } from '../engine/contract.js';
+import type { ImageRecord, Method } from '../engine/schemas.js';
 import { readQcRecords, writeQcRecord } from '../qc/records.js';
 import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
 import { faultPoint } from './faults.js';
+import type { RunProgress } from './progress.js';
 import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
 
 /** What happened to one (image, method) pair: the row of the run's summary. */
@@ -60,7 +61,7 @@ export async function resolveReference(engine: Engine, plan: SessionPlan, config
   if (plan.referenceIsT1w) return plan;
   const geometries = new Map<string, Geometry | null>();
   for (const image of plan.images) {
-    const info = await engine.call('image_info', { path: image.path }, imageInfoSchema).catch(() => null);
+    const info = await imageInfo(engine, { path: image.path }).catch(() => null);
     geometries.set(image.path, info);
   }
   const { reference, reason } = chooseStandIn(plan.images, geometries);
@@ -168,19 +169,15 @@ async function checkOutputs(
       registration: { flag: 'ok', ...(engineRecord?.registration ?? {}) },
     };
   });
-  const pending = engine.call(
-    'qc_outputs',
-    {
-      output_dir: config.qcDir,
-      bids_dir: config.bidsDir,
-      subject: plan.subject,
-      session: plan.session,
-      figures_dir: participantFigureDir(config.qcDir, plan.subject),
-      reference: { input: plan.reference, reason: plan.referenceReason },
-      items,
-    },
-    qcRepliesSchema,
-  );
+  const pending = qcOutputs(engine, {
+    output_dir: config.qcDir,
+    bids_dir: config.bidsDir,
+    subject: plan.subject,
+    session: plan.session,
+    figures_dir: participantFigureDir(config.qcDir, plan.subject),
+    reference: { input: plan.reference, reason: plan.referenceReason },
+    items,
+  });
   await faultPoint('qc', { hold: false });
   const reply = await pending;
   if (reply.records.length !== items.length) {
@@ -222,6 +219,7 @@ export async function anonymizeSession(
   plan: SessionPlan,
   config: RunConfig,
   workDir: string,
+  progress: RunProgress | null = null,
 ): Promise<SessionOutcome> {
   const sessionStarted = Date.now();
   const name = sessionName(plan);
@@ -255,26 +253,24 @@ export async function anonymizeSession(
 
   let images: ImageRecord[];
   let timings: Record<string, number> = {};
+  progress?.stage(`${name}: registration and ${config.methods.join(', ')}`);
   try {
-    const pending = engine.call(
-      'anonymize_session',
-      {
-        reference,
-        others: plan.images
-          .filter((image) => image.path !== reference)
-          .map((image) => ({ path: image.path, register_via: image.registerVia })),
-        methods: config.methods,
-        atlas: config.atlas,
-        outputs,
-        dilate: config.dilate,
-        robust: config.robust,
-        work_dir: sessionWork,
-        keep_work: !config.cleanup,
-        seed: 1,
-        reference_is_t1w: plan.referenceIsT1w,
-      },
-      sessionResultSchema,
-    );
+    const pending = anonymizeSessionCall(engine, {
+      reference,
+      others: plan.images
+        .filter((image) => image.path !== reference)
+        .map((image) => ({ path: image.path, register_via: image.registerVia })),
+      methods: config.methods,
+      atlas: config.atlas,
+      outputs,
+      dilate: config.dilate,
+      robust: config.robust,
+      remove_ears: config.removeEars,
+      work_dir: sessionWork,
+      keep_work: !config.cleanup,
+      seed: config.seed,
+      reference_is_t1w: plan.referenceIsT1w,
+    });
     await faultPoint('registration', { hold: false });
     const result = await pending;
     for (const line of result.log) log.verbose(`${name}: ${line}`);
@@ -293,6 +289,7 @@ export async function anonymizeSession(
   });
   const passedEngine = decided.filter((d) => d.why === null);
   const qcStarted = Date.now();
+  progress?.stage(`${name}: QC`);
   const qcVerdicts = await checkOutputs(engine, plan, config, passedEngine).catch((err: unknown) => {
     // An output that could not be proven is treated as failing its proof.
     const reason = `QC could not run: ${describeError(err)}`;

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
 import { removedFieldsLogPath } from '../bids/outputs.js';
-import { anonymizedSidecar, rawBidsUri } from '../bids/sidecar.js';
-import type { RunConfig } from '../cli/config.js';
+import { anonymizedSidecar, rawBidsUri, withDerivativeFields } from '../bids/sidecar.js';
+import type { RunConfig } from '../config.js';
 import type { Method } from '../engine/schemas.js';
 import { packageVersion } from '../version.js';
 
@@ -28,7 +28,8 @@ export async function writeOutputSidecar(request: SidecarRequest): Promise<strin
     keepFields: config.keepFields,
     dropFields: config.dropFields,
   });
-  await writeFileAtomic(request.sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`);
+  const written = config.outputLayout === 'derivatives' ? withDerivativeFields(sidecar, method) : sidecar;
+  await writeFileAtomic(request.sidecarPath, `${JSON.stringify(written, null, 2)}\n`);
   return removed;
 }
 

@@ -1,5 +1,10 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sessionTimeLine, summaryLine, summaryTable } from './summary.js';
+import { readBidsFilterFile } from '../bids/filters.js';
+import { runConfigSchema } from '../config.js';
+import { sessionTimeLine, summaryLine, summaryTable, writeRunSummary } from './summary.js';
 import type { OutputRecord } from './session.js';
 
 function record(fields: Partial<OutputRecord>): OutputRecord {
@@ -33,5 +38,32 @@ describe('the run summary', () => {
     expect(sessionTimeLine('sub-A_ses-01', { wall: 45.04, t1w_to_atlas: 20.2, deface: 0.4, qc: 12.31, session: 30 })).toBe(
       'sub-A_ses-01: 45.0 s wall clock (stages, s: t1w_to_atlas 20.2, deface 0.4, qc 12.3)',
     );
+  });
+
+  it('writes the resolved configuration, every default filled in, into the run record', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'micanon-record-'));
+    const filter = path.join(root, 'filter.json');
+    writeFileSync(filter, JSON.stringify({ t1w: { acquisition: 'mprage' } }));
+    const config = runConfigSchema.parse({
+      bidsDir: path.join(root, 'bids'),
+      outputDir: path.join(root, 'out'),
+      analysisLevel: 'participant',
+      excludeSessionLabels: ['ses-b'],
+      bidsFilters: readBidsFilterFile(filter),
+    });
+    mkdirSync(path.join(root, 'out', 'logs'), { recursive: true });
+    await writeRunSummary(config, [record({ input: path.join(root, 'bids', 'sub-A', 'ses-01', 'anat', 'sub-A_ses-01_T1w.nii.gz') })], new Date());
+    const body = JSON.parse(readFileSync(path.join(root, 'out', 'logs', 'sub-A_ses-01_micanon.json'), 'utf8')) as { configuration: Record<string, unknown> };
+    expect(body.configuration).toMatchObject({
+      bidsDir: path.join(root, 'bids'),
+      methods: ['deface'],
+      dilate: 6,
+      seed: 1,
+      outputLayout: 'derivatives',
+      excludeSessionLabels: ['b'],
+      participantLabels: null,
+      bidsFilters: { file: filter, kinds: { t1w: { entities: { acquisition: 'mprage' }, regex: false } } },
+      qcDir: path.join(root, 'out'),
+    });
   });
 });

@@ -4,10 +4,11 @@
  */
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 import { log } from '../log.js';
 import { packageVersion } from '../version.js';
 import type { InputWarning } from './inputs.js';
+import type { RunValidation } from './validation.js';
 import { sessionName, type OutputRecord } from './session.js';
 
 export function summaryTable(records: readonly OutputRecord[]): string[] {
@@ -55,6 +56,15 @@ export function printSummary(records: readonly OutputRecord[], timings: Readonly
   for (const [name, stages] of timings) log.info(`  ${sessionTimeLine(name, stages)}`);
 }
 
+/**
+ * The run record of one session: `<output_dir>/logs/sub-<label>[_ses-<label>]_micanon.json`, written
+ * once the session's run ends. The group level gathers them; `micanon slurm` reads them to tell
+ * the participants that are done from those to submit again (src/slurm/tasks.ts).
+ */
+export function runRecordPath(outputDir: string, session: Parameters<typeof sessionName>[0]): string {
+  return path.join(outputDir, 'logs', `${sessionName(session)}_micanon.json`);
+}
+
 /** Per-session run records (JSON) in output_dir/logs: what the group level reads. */
 export async function writeRunSummary(
   config: RunConfig,
@@ -63,6 +73,7 @@ export async function writeRunSummary(
   timings: ReadonlyMap<string, Record<string, number>> = new Map(),
   references: ReadonlyMap<string, { input: string; reason: string }> = new Map(),
   inputWarnings: ReadonlyMap<string, readonly InputWarning[]> = new Map(),
+  validation: RunValidation = { input: null, output: null },
 ): Promise<void> {
   const bySession = new Map<string, OutputRecord[]>();
   for (const record of records) {
@@ -70,7 +81,7 @@ export async function writeRunSummary(
     bySession.set(key, [...(bySession.get(key) ?? []), record]);
   }
   for (const [name, rows] of bySession) {
-    const file = path.join(config.outputDir, 'logs', `${name}_micanon.json`);
+    const file = runRecordPath(config.outputDir, rows[0]!);
     const body = {
       micanon: packageVersion,
       started: started.toISOString(),
@@ -85,6 +96,10 @@ export async function writeRunSummary(
         ? { input: path.relative(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
         : null,
       inputWarnings: (inputWarnings.get(name) ?? []).map((w) => ({ ...w, input: path.relative(config.bidsDir, w.input) })),
+      // The resolved configuration, every default filled in (as fMRIPrep records its config).
+      configuration: config,
+      // What the official BIDS validator said of this run's input and output (null: not run).
+      bidsValidation: validation,
       outputs: rows.map(({ engine, ...row }) => ({
         ...row,
         input: path.relative(config.bidsDir, row.input),

@@ -7,7 +7,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { discardInFlight, removeLeftoverTemps, removeLeftoverWorkFolders } from '../bids/atomic.js';
-import type { RunConfig } from '../cli/config.js';
+import type { RunConfig } from '../config.js';
 
 let workFolder: { path: string; keep: boolean } | null = null;
 

@@ -46,7 +46,7 @@ describe('writeGroupReport', () => {
     for (const subject of ['01', '02']) await writeParticipantReport(out, subject, records); // sub-10 has no page yet
 
     const written = await writeGroupReport(out);
-    expect(written).toEqual({ html: groupReportPath(out), tsv: groupTsvPath(out), records: 4, unreadable: 0 });
+    expect(written).toEqual({ html: groupReportPath(out), tsv: groupTsvPath(out), attackTsvs: [], records: 4, unreadable: 0 });
     expect(tsvRows(await readFile(groupTsvPath(out), 'utf8'))).toHaveLength(1 + records.length);
 
     const page = await readFile(groupReportPath(out), 'utf8');
@@ -61,6 +61,20 @@ describe('writeGroupReport', () => {
     // Every link resolves: participant pages exist and carry the anchors.
     expect(await brokenLinks(out, page)).toEqual([]);
     expect(page).not.toMatch(/<script|https?:\/\//i);
+  });
+
+  it('writes an existing participant page again from all its sessions (sessions run as parallel tasks)', async () => {
+    const out = await newDir();
+    const a = goodRecord({ subject: '01', session: 'a', method: 'deface' });
+    const b = goodRecord({ subject: '01', session: 'b', method: 'deface' });
+    await writeOutputDir(out, [a, b]);
+    // The session that finished last rewrote the page before the other's record was on disk.
+    await writeParticipantReport(out, '01', [b]);
+    expect(await readFile(path.join(out, 'sub-01.html'), 'utf8')).not.toContain(outputAnchor(a));
+    await writeGroupReport(out);
+    const page = await readFile(path.join(out, 'sub-01.html'), 'utf8');
+    expect(page).toContain(outputAnchor(a));
+    expect(page).toContain(outputAnchor(b));
   });
 
   it('lists unreadable records and still writes the rest', async () => {

@@ -2,15 +2,19 @@
  * The dataset's QC summary (the `group` analysis level): `<qc_dir>/group_qc.html`, one row per
  * output with status badges and links to the participant pages, and `<qc_dir>/logs/group_qc.tsv`
  * with the same rows for machines. Both are rebuilt from the QC records in `<qc_dir>/logs/qc/`
- * (qc_dir: --qc-dir, by default output_dir; see src/cli/config.ts).
+ * (qc_dir: --qc-dir, by default output_dir; see src/config.ts).
  */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../bids/atomic.js';
 import { packageVersion } from '../version.js';
+import { attackProbesTsv, attackProbesTsvPath, attackSection, attackTsv, attackTsvPath, type AttackOutcome } from './attack.js';
 import { SUMMARY_HEADERS, summaryCells } from './checks.js';
 import { badge, html, pageDocument, type Html } from './html.js';
-import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type UnreadableQcRecord } from './records.js';
-import { existingPaths, outputAnchor, participantReportPath } from './report.js';
+import { compareFailedFirst, compareRecords, QC_METHODS, readQcRecords, type QcRecord, type QcRecordsRead, type UnreadableQcRecord } from './records.js';
+import { existingPaths, outputAnchor, participantReportPath, writeParticipantReport } from './report.js';
+import { tsvText } from './tsv.js';
+import { type PageValidation, validationSection } from './validation.js';
 
 export function groupReportPath(qcDir: string): string {
   return path.join(qcDir, 'group_qc.html');
@@ -34,37 +38,43 @@ export const GROUP_TSV_COLUMNS = [
   'header_pass',
 ] as const;
 
-/** One TSV cell: `n/a` for missing values (BIDS convention); tabs and line breaks cannot split a row. */
-function tsvCell(value: string | number | boolean | null | undefined): string {
-  if (value === null || value === undefined) return 'n/a';
-  return String(value).replace(/[\t\r\n]+/g, ' ');
-}
-
 /** The TSV text (header + one row per record, in reading order). */
 export function groupTsv(records: readonly QcRecord[]): string {
-  const rows = [...records].sort(compareRecords).map((r) =>
-    [
-      r.subject,
-      r.session,
-      r.input,
-      r.method,
-      r.status,
-      r.checks.brain_voxels_changed.value,
-      r.checks.face.pass,
-      r.checks.identity?.distance,
-      r.checks.identity?.threshold,
-      r.checks.registration.flag,
-      r.checks.header.pass,
-    ].map(tsvCell),
-  );
-  return [[...GROUP_TSV_COLUMNS], ...rows].map((row) => `${row.join('\t')}\n`).join('');
+  const rows = [...records].sort(compareRecords).map((r) => [
+    r.subject,
+    r.session,
+    r.input,
+    r.method,
+    r.status,
+    r.checks.brain_voxels_changed.value,
+    r.checks.face.pass,
+    r.checks.identity?.distance,
+    r.checks.identity?.threshold,
+    r.checks.registration.flag,
+    r.checks.header.pass,
+  ]);
+  return tsvText(GROUP_TSV_COLUMNS, rows);
+}
+
+/** A session of the dataset with no run record: not run yet, still running, or refused or killed. */
+export interface MissingResult {
+  subject: string;
+  session: string | null;
+  /** What is known of why (e.g. the error line of its SLURM task log). */
+  reason: string;
 }
 
 export interface GroupPage {
   records: readonly QcRecord[];
+  /** Sessions of bids_dir without a result: listed so a failed participant is not silently absent. */
+  missing?: readonly MissingResult[];
   unreadable?: readonly UnreadableQcRecord[];
   /** File names (relative to qc_dir) of the participant pages that exist, e.g. `sub-01.html`. */
   participantPages: ReadonlySet<string>;
+  /** The dataset's re-identification attack (absent: not run, no section). */
+  attack?: AttackOutcome;
+  /** What the BIDS validator said of the output dataset, when it ran. */
+  validation?: PageValidation;
   generated?: Date;
 }
 
@@ -84,7 +94,8 @@ export function groupReportHtml(page: GroupPage): string {
   const records = [...page.records].sort(compareFailedFirst);
   const unreadable = page.unreadable ?? [];
   const failed = records.filter((r) => r.status !== 'PASS').length;
-  const subjects = [...new Set(records.map((r) => r.subject))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const missing = page.missing ?? [];
+  const subjects = [...new Set([...records.map((r) => r.subject), ...missing.map((m) => m.subject)])].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const generated = page.generated ?? new Date();
   const pageOf = (subject: string) => (page.participantPages.has(`sub-${subject}.html`) ? `sub-${subject}.html` : null);
   const body = html`<section id="summary">
@@ -96,7 +107,15 @@ export function groupReportHtml(page: GroupPage): string {
 <div class="tile pass"><b>${records.length - failed}</b>passed</div>
 <div class="tile${failed > 0 ? ' fail' : ''}"><b>${failed}</b>failed</div>
 ${unreadable.length > 0 ? html`<div class="tile fail"><b>${unreadable.length}</b>unreadable QC records</div>` : ''}
+${missing.length > 0 ? html`<div class="tile fail"><b>${missing.length}</b>sessions without a result</div>` : ''}
 </div>
+${
+  missing.length > 0
+    ? html`<div class="alert" id="missing"><b>Sessions without a result</b> (no run record in <code>logs/</code>: not run yet, or refused, failed or killed before the end; nothing of them was written):<table class="outputs"><thead><tr><th>Participant</th><th>Session</th><th>Why</th></tr></thead><tbody>${missing.map(
+        (m) => html`<tr class="failed"><td>sub-${m.subject}</td><td>${m.session ?? '—'}</td><td>${m.reason}</td></tr>`,
+      )}</tbody></table></div>`
+    : ''
+}
 ${
   unreadable.length > 0
     ? html`<div class="alert"><b>QC records that could not be read</b>:<ul>${unreadable.map((u) => html`<li><code>${u.file}</code>: ${u.reason}</li>`)}</ul></div>`
@@ -104,6 +123,7 @@ ${
 }
 ${records.length > 0 ? methodTable(records) : html`<div class="alert">No QC records found in <code>logs/qc/</code>.</div>`}
 </section>
+${attackSection(page.attack)}
 <section id="outputs"><h2>Outputs</h2>
 <table class="outputs"><thead><tr><th>Participant</th><th>Session</th><th>Image</th><th>Method</th>${SUMMARY_HEADERS.map((h) => html`<th>${h}</th>`)}<th>Report</th></tr></thead><tbody>
 ${records.map((r) => {
@@ -113,13 +133,15 @@ ${records.map((r) => {
   }</td></tr>`;
 })}
 </tbody></table>
-</section>`;
+</section>${validationSection(page.validation)}`;
   return pageDocument({
     title: 'micanon QC · dataset summary',
     subtitle: 'dataset summary',
     nav: [
       { href: '#summary', label: 'Summary' },
+      ...(page.attack ? [{ href: '#attack', label: 'Attack' }] : []),
       { href: '#outputs', label: 'Outputs' },
+      ...(page.validation?.output ? [{ href: '#bids-validation', label: 'BIDS validation' }] : []),
       ...subjects.flatMap((s) => {
         const pageFile = pageOf(s);
         return pageFile ? [{ href: pageFile, label: `sub-${s}` }] : [];
@@ -133,20 +155,48 @@ ${records.map((r) => {
 export interface GroupReportWritten {
   html: string;
   tsv: string;
+  /** logs/group_attack.tsv and logs/group_attack_probes.tsv, when the attack ran. */
+  attackTsvs: string[];
   records: number;
   unreadable: number;
 }
 
 /**
- * Read every QC record under `<qc_dir>/logs/qc/` and write `group_qc.html` and
- * `logs/group_qc.tsv` there (atomically). Links go to participant pages that exist at the time.
+ * Write `group_qc.html` and `logs/group_qc.tsv` under qc_dir (atomically) from the QC records
+ * read there (`readQcRecords(qcDir)`, or `options.read`), every participant page `sub-XX.html`
+ * that exists again, and the attack's TSVs when it ran (those of an earlier run are removed
+ * when it did not: they would speak for outputs they never saw). Links go to participant pages
+ * that exist at the time.
  */
-export async function writeGroupReport(qcDir: string): Promise<GroupReportWritten> {
-  const { records, unreadable } = await readQcRecords(qcDir);
+export async function writeGroupReport(
+  qcDir: string,
+  options: { missing?: readonly MissingResult[]; read?: QcRecordsRead; attack?: AttackOutcome; validation?: PageValidation } = {},
+): Promise<GroupReportWritten> {
+  const { attack } = options;
+  const { records, unreadable } = options.read ?? (await readQcRecords(qcDir));
   const pageNames = [...new Set(records.map((r) => path.basename(participantReportPath(qcDir, r.subject))))];
+  // Each participant page again, from every record: the tasks of one participant's sessions
+  // (micanon slurm --per-session) each rewrote it from the records there at that moment.
+  const pages = await existingPaths(qcDir, pageNames);
+  for (const subject of new Set(records.map((r) => r.subject))) {
+    if (!pages.has(path.basename(participantReportPath(qcDir, subject)))) continue;
+    const own = await readQcRecords(qcDir, subject);
+    await writeParticipantReport(qcDir, subject, own.records, { unreadable: own.unreadable });
+  }
   const htmlFile = groupReportPath(qcDir);
   const tsvFile = groupTsvPath(qcDir);
-  await writeFileAtomic(htmlFile, groupReportHtml({ records, unreadable, participantPages: await existingPaths(qcDir, pageNames) }));
+  const attackFiles = [attackTsvPath(qcDir), attackProbesTsvPath(qcDir)];
+  await writeFileAtomic(
+    htmlFile,
+    groupReportHtml({ records, unreadable, missing: options.missing, attack, participantPages: pages, validation: options.validation }),
+  );
   await writeFileAtomic(tsvFile, groupTsv(records));
-  return { html: htmlFile, tsv: tsvFile, records: records.length, unreadable: unreadable.length };
+  if (attack && 'result' in attack) {
+    await writeFileAtomic(attackFiles[0]!, attackTsv(attack.result));
+    await writeFileAtomic(attackFiles[1]!, attackProbesTsv(attack.result));
+  } else {
+    await Promise.all(attackFiles.map((file) => rm(file, { force: true })));
+  }
+  const attackTsvs = attack && 'result' in attack ? attackFiles : [];
+  return { html: htmlFile, tsv: tsvFile, attackTsvs, records: records.length, unreadable: unreadable.length };
 }

@@ -104,6 +104,7 @@ a { color: var(--accent); }
 .tile.pass { border-color: #4ac26b66; background: var(--pass-bg); color: var(--pass); }
 .alert { padding: .7rem 1rem; border-radius: 8px; border: 1px solid #ff818266; background: var(--fail-bg); margin: 1rem 0; }
 .alert.ok { border-color: #4ac26b66; background: var(--pass-bg); }
+.alert.warn { border-color: #d4a72c66; background: var(--warn-bg); }
 .alert ul { margin: .3rem 0 0; padding-left: 1.2rem; }
 table { border-collapse: collapse; width: 100%; font-size: .92em; }
 th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }

@@ -1,7 +1,7 @@
 /**
  * QC records: the JSON the Python engine writes for every output image (after deface, reface or
  * warpface), one file per output under `<qc_dir>/logs/qc/` (qc_dir: --qc-dir, by default output_dir;
- * `<output_dir>-qc` for the raw layout, see src/cli/config.ts). This module owns their file names
+ * `<output_dir>-qc` for the raw layout, see src/config.ts). This module owns their file names
  * and reading them back; their schema is the engine's (src/engine/qc-record.ts), and the reports
  * (report.ts, group.ts) only format them.
  */

@@ -197,3 +197,29 @@ describe('inconclusive face checks', () => {
     expect(String(faceBadge({ pass: false, verdict: 'fail' }))).toContain('FAIL');
   });
 });
+
+describe('the BIDS validation section', () => {
+  const report = (errors: number) => ({
+    validator: 'bids-validator 3.0.2 (schema 1.2.7)',
+    dataset: '/data/out',
+    participants: ['01'],
+    errors: Array.from({ length: errors }, (_, i) => ({ code: 'FILENAME_MISMATCH', severity: 'error' as const, location: `/sub-01/anat/bad${i}<x>.nii.gz`, message: 'The filename is not formatted correctly' })),
+    warnings: [{ code: 'README_FILE_MISSING', severity: 'warning' as const, location: '/dataset_description.json', message: 'The recommended file /README is missing.' }],
+    totalFiles: 3,
+  });
+
+  it('names every error of the output and folds the warnings away', () => {
+    const page = participantReportHtml({ subject: '01', records: [goodRecord()], existingRenders: new Set(), validation: { input: report(0), output: report(2) } });
+    expect(page).toContain('<a href="#bids-validation">BIDS validation</a>');
+    expect(page).toMatch(/<div class="alert ok"><b>Input: 0 error\(s\)<\/b>, 1 warning\(s\)/);
+    expect(page).toMatch(/<div class="alert"><b>Output \(micanon&#39;s own: an error here is a bug in micanon\): 2 error\(s\)<\/b>/);
+    // File names are text, never markup.
+    expect(page).toContain('<code>FILENAME_MISMATCH /sub-01/anat/bad1&lt;x&gt;.nii.gz: The filename is not formatted correctly</code>');
+    expect(page).toContain('<summary>Warnings: README_FILE_MISSING x1</summary>');
+  });
+
+  it('is absent when the validator did not run (--skip-bids-validation)', () => {
+    const page = participantReportHtml({ subject: '01', records: [goodRecord()], existingRenders: new Set() });
+    expect(page).not.toContain('bids-validation');
+  });
+});

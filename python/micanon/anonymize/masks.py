@@ -29,6 +29,16 @@ SKIN_SHELL_MM = 5.0
 BRAIN_NECK_MARGIN_MM = 40.0
 # Face-ROI voxels of a thick slice count as face when at least this fraction of the voxel is face.
 FACE_FRACTION = 0.5
+# reface replaces the head's whole outer shell too, as mri_reface does (the face is not all that
+# identifies: ears, the skull's shape and the scalp's do as well): every voxel further than this
+# (mm) beyond the brain guard, from the neck up, and the ears.
+SHELL_MARGIN_MM = 2.0
+# The shell reaches down to the bottom of the atlas brain (the foramen magnum) and fades out over
+# this height below it, so the person's own neck joins the atlas's scalp without a step.
+SHELL_FADE_MM = 20.0
+# The atlas's air keeps the average's ringing lines; beyond this distance from its skin (mm) the
+# pasted shell is air.
+PASTE_AIR_MM = 3.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class AtlasImages:
     head: np.ndarray
     affine: np.ndarray
     boxes: dict
+    ears: np.ndarray | None = None
 
     @functools.cached_property
     def skin(self) -> float:
@@ -69,8 +80,36 @@ class AtlasImages:
         """The atlas face with a closed skin surface, so pasted it reads as closed eyes, not sockets."""
         return close_face_skin(self.template, self.face, zooms_of(self.affine), self.skin)
 
+    @functools.cached_property
+    def brain_floor_z(self) -> float:
+        """Atlas RAS z (mm) of the atlas brain's lowest voxel: where reface's shell starts to fade."""
+        idx = np.argwhere(self.brain)
+        if idx.size == 0:
+            return float("-inf")
+        return float((self.affine[2, :3] @ idx.T).min() + self.affine[2, 3])
 
-def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasImages:
+    @functools.cached_property
+    def paste(self) -> np.ndarray:
+        """What reface pastes (atlas grid): the template with the closed face, air beyond its skin.
+
+        The template's tissue (opened once to drop the average's ringing in the air; its largest
+        blob) grown by ``PASTE_AIR_MM``; the closed face (:attr:`closed_face`) where the face is.
+        """
+        # on a 2x coarser copy (the mask needs no finer detail: it is grown by PASTE_AIR_MM)
+        coarse = self.template[::2, ::2, ::2]
+        tissue = ndimage.binary_opening(coarse > self.skin)
+        labels, count = ndimage.label(tissue)
+        if count:
+            tissue = labels == 1 + int(np.argmax(ndimage.sum(tissue, labels, range(1, count + 1))))
+        near = dilate_mm(tissue, 2 * zooms_of(self.affine), PASTE_AIR_MM + 2 * float(zooms_of(self.affine).max()))
+        near = np.repeat(np.repeat(np.repeat(near, 2, 0), 2, 1), 2, 2)[tuple(slice(0, n) for n in self.template.shape)]
+        out = np.where(near, self.template, 0).astype(np.float32)
+        face = self.face > 0
+        out[face] = self.closed_face[face]
+        return out
+
+
+def atlas_images(template, face_roi, brain, brain_neck, face, affine, ears=None) -> AtlasImages:
     """Bundle atlas arrays (atlas grid) and derive the reface zone, the head mask and the boxes."""
     face_roi = np.asarray(face_roi) > 0
     brain_neck = np.asarray(brain_neck) > 0
@@ -81,8 +120,11 @@ def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasIm
     head = brain_neck | (face_roi & (face > 0))
     brain = np.asarray(brain) > 0
     face_zone = grown & ~brain_neck
+    ears = None if ears is None else np.asarray(ears) > 0
     boxes = {name: bounding_box(mask) for name, mask in
              (("brain", brain), ("face_roi", face_roi), ("face_zone", face_zone), ("face", face > 0))}
+    if ears is not None and ears.any():
+        boxes["ears"] = bounding_box(ears)
     # brain_neck only matters near the face: elsewhere everything is kept anyway
     margin = np.ceil(BRAIN_NECK_MARGIN_MM / zooms).astype(int)
     lo, hi = boxes["face_zone"]
@@ -90,7 +132,7 @@ def atlas_images(template, face_roi, brain, brain_neck, face, affine) -> AtlasIm
     return AtlasImages(
         template=template, face_roi=face_roi, brain=brain,
         brain_neck=brain_neck, face=face, face_zone=face_zone,
-        head=head, affine=np.asarray(affine, float), boxes=boxes,
+        head=head, affine=np.asarray(affine, float), boxes=boxes, ears=ears,
     )
 
 
@@ -131,6 +173,11 @@ class NativeMasks:
     ``guard_overlap`` counts the voxels taken back from the face ROI.
     ``face_roi_in_native_brain`` counts the face-ROI voxels the fit put inside the subject's own
     brain (before the guard took them back): a fit that does so is wrong.
+    ``ears``: the atlas ears ROI less the guard (None when not asked for). ``shell_zone`` and
+    ``shell_weight``: the head's outer shell reface replaces besides the face (more than
+    ``SHELL_MARGIN_MM`` beyond the guard, from the neck up, and the ears) and how much of the
+    atlas each of its voxels may take; ``paste``: the atlas intensities reface pastes (the
+    template with its closed face).
     """
 
     face_roi: np.ndarray
@@ -141,6 +188,10 @@ class NativeMasks:
     guard_overlap: int
     atlas_skin: float | None = None
     face_roi_in_native_brain: int = 0
+    ears: np.ndarray | None = None
+    shell_zone: np.ndarray | None = None
+    shell_weight: np.ndarray | None = None
+    paste: np.ndarray | None = None
 
 
 def pull_fraction(
@@ -187,6 +238,25 @@ def pull_fraction(
     return out
 
 
+def _shell_fade(floor_z: float, shape, voxel_to_atlas: np.ndarray) -> np.ndarray:
+    """Reface's shell weight on a native grid (float32): 1 from the atlas brain's floor up, fading
+    to 0 over ``SHELL_FADE_MM`` below it (atlas RAS z is linear in the native voxel indices)."""
+    i, j, k = np.ogrid[tuple(slice(0, n) for n in shape)]
+    row = voxel_to_atlas[2]
+    z = (row[0] * i + row[1] * j).astype(np.float32) + (row[2] * k + row[3]).astype(np.float32)
+    return np.clip((z - (floor_z - SHELL_FADE_MM)) / SHELL_FADE_MM, 0, 1).astype(np.float32)
+
+
+def sample_at(data: np.ndarray, data_affine: np.ndarray, voxels: np.ndarray, voxel_to_data_world: np.ndarray) -> np.ndarray:
+    """Linear samples of ``data`` (grid ``data_affine``) at native voxel indices ``voxels`` (N x 3),
+    through ``voxel_to_data_world`` (native voxel -> data world); 0 outside ``data``'s grid."""
+    if voxels.size == 0:
+        return np.zeros(0, np.float32)
+    to_data = np.linalg.inv(data_affine) @ voxel_to_data_world
+    coords = to_data[:3, :3] @ voxels.T.astype(np.float64) + to_data[:3, 3:4]
+    return ndimage.map_coordinates(np.asarray(data, np.float32), coords, order=1, mode="constant", cval=0.0, prefilter=False)
+
+
 def _native_box(box, mask_affine, shape, affine, grid_to_atlas) -> tuple[np.ndarray, np.ndarray]:
     """Native voxel bounds [lo, hi) of the native voxels whose centres fall in an atlas voxel box."""
     lo, hi = (np.asarray(b, float) for b in box)
@@ -206,14 +276,17 @@ def pull_masks(
     guard_mm: float,
     with_face: bool,
     native_brain: np.ndarray | None = None,
+    with_ears: bool = False,
+    with_shell: bool = False,
 ) -> NativeMasks:
     """Atlas masks on a native grid (``shape``, ``affine``), through ``grid_to_atlas``.
 
     brain_guard = any atlas brain in the voxel, united with ``native_brain`` (the subject's own
     brain on this grid, found without the atlas fit), grown by ``guard_mm`` in native mm.
     face_roi = voxels at least half face, less the guard. With ``with_face`` (reface,
-    warpface) also brain_neck, the face zone and the atlas face intensities; without, those are
-    None (deface needs none of them).
+    warpface) also brain_neck, the face zone, the head shell and the atlas intensities; without,
+    those are None (deface needs none of them). ``with_ears``: the ears ROI less the guard.
+    ``with_shell`` (reface; needs ``with_face``): the head shell, its weights and the atlas intensities to paste.
     """
     zooms = zooms_of(affine)
 
@@ -229,13 +302,25 @@ def pull_masks(
     guard = dilate_mm(brain, zooms, guard_mm)
     overlap = face_roi & guard
     face_roi &= ~guard
-    brain_neck = zone = face = None
+    ears = None
+    if with_ears and atlas.ears is not None and "ears" in atlas.boxes:
+        ears = (pull("ears") >= FACE_FRACTION) & ~guard
+    brain_neck = zone = face = shell_zone = shell_weight = paste = None
     if with_face:
         brain_neck = (pull("brain_neck", outside=1.0) >= 0.5) | guard
         zone = ((pull("face_zone") >= 0.5) | face_roi) & ~brain_neck
         face = pull_fraction(atlas.closed_face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
+    if with_shell and with_face:
+        shell_weight = _shell_fade(atlas.brain_floor_z, shape, grid_to_atlas @ affine)
+        if atlas.ears is not None and "ears" in atlas.boxes:
+            np.maximum(shell_weight, pull("ears"), out=shell_weight)
+        shell_zone = (shell_weight > 0) & ~dilate_mm(guard, zooms, SHELL_MARGIN_MM) & ~zone
+        paste = np.zeros(shape, np.float32)
+        replaced = shell_zone | zone
+        paste[replaced] = sample_at(atlas.paste, atlas.affine, np.argwhere(replaced), grid_to_atlas @ affine)
     return NativeMasks(
         face_roi=face_roi, brain_guard=guard, brain_neck=brain_neck, face_zone=zone,
         face=face, guard_overlap=int(overlap.sum()), atlas_skin=atlas.skin if with_face else None,
-        face_roi_in_native_brain=in_native_brain,
+        face_roi_in_native_brain=in_native_brain, ears=ears, shell_zone=shell_zone,
+        shell_weight=shell_weight, paste=paste,
     )

@@ -12,7 +12,7 @@ from scipy import ndimage
 from micanon.anonymize.masks import NativeMasks
 from micanon.anonymize.warp import WarpSampling
 from micanon.render import pick_skin_threshold
-from micanon.space.grid import distance_inside_mm
+from micanon.space.grid import bounding_box, distance_inside_mm
 
 # reface blends the atlas face in over this distance from the replaced zone's edge, so where the
 # person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
@@ -24,6 +24,12 @@ REFACE_FEATHER_MM = 8.0
 REFACE_FEATHER_VOXELS = 6
 # Fewer air or tissue voxels than this in the face ROI: match the intensities in one class.
 MIN_CLASS_SAMPLES = 100
+# The head's shell fades in over this distance beyond the kept region around the brain (its
+# inner edge lies inside the skull, so no step shows on the skin).
+SHELL_FEATHER_MM = 6.0
+# The pasted atlas is an average, smoother than any scan: noise of the scan's own level (air and
+# tissue apart) is added to it, from a fixed seed so that runs are reproducible.
+NOISE_SEED = 20211
 
 
 # ----------------------------------------------------------------------------- deface
@@ -45,11 +51,61 @@ def background_value(volume: np.ndarray) -> float:
     return 0.0 if abs(background) <= abs(background - lo) else lo
 
 
-def deface(volume: np.ndarray, face_roi: np.ndarray, fill) -> np.ndarray:
-    """The volume with every face-ROI voxel set to ``fill`` (same dtype, native grid)."""
+def deface(volume: np.ndarray, face_roi: np.ndarray, fill, ears: np.ndarray | None = None,
+           plate: np.ndarray | None = None, plate_fill=None) -> np.ndarray:
+    """The volume with every face-ROI voxel (and ``ears`` voxel, with --remove-ears) set to
+    ``fill``, then the ``plate`` (:func:`deface_plate`, inside the ROI) set to ``plate_fill``
+    (same dtype, native grid)."""
     out = volume.copy()
     out[face_roi] = fill
+    if ears is not None:
+        out[ears] = fill
+    if plate is not None and plate_fill is not None:
+        out[plate & face_roi] = plate_fill
     return out
+
+
+# The cut that deface leaves opens the orbits, the nasal cavity and the sinuses, and renders show
+# them as eye-like holes that face detectors fire on. As FreeSurfer's mideface fills what it
+# removes, deface covers the cut with a plate this thick (mm) of even tissue-level intensity,
+# just in front of what stays, so the cut renders as a smooth surface and shows no pattern.
+PLATE_MM = 3.0
+# The head envelope whose cavities the plate covers: the head closed by this distance (mm).
+ENVELOPE_CLOSE_MM = 15.0
+
+
+def deface_plate(volume: np.ndarray, face_roi: np.ndarray, zooms) -> tuple[np.ndarray, float | None]:
+    """The plate that covers deface's cut (mask on the native grid, inside ``face_roi``) and its value.
+
+    The plate is the face-ROI voxels within ``PLATE_MM`` (at least two voxels) of the kept head, where the kept head
+    is the input's head envelope (its tissue above the skin level, closed by
+    ``ENVELOPE_CLOSE_MM`` so the cavities behind the face count as head) outside the ROI; the
+    plate itself stays inside the envelope, so it is not a box in the air in front of the face.
+    Its value is the input's median tissue level there. Without a skin surface (an angiogram) or
+    a face ROI: an empty plate and None. Only the ROI's box and a margin are processed.
+    """
+    plate = np.zeros(face_roi.shape, bool)
+    skin = pick_skin_threshold(volume, tuple(float(z) for z in zooms))
+    if not skin.ok or not face_roi.any():
+        return plate, None
+    zooms = np.asarray(zooms, float)
+    lo, hi = bounding_box(face_roi)
+    pad = np.ceil((ENVELOPE_CLOSE_MM + PLATE_MM + 2) / zooms).astype(int)
+    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face_roi.shape)))
+    tissue = volume[box] > skin.value
+    grown = ndimage.distance_transform_edt(~tissue, sampling=zooms) <= ENVELOPE_CLOSE_MM
+    envelope = (ndimage.distance_transform_edt(grown, sampling=zooms) > ENVELOPE_CLOSE_MM) | tissue
+    roi = face_roi[box]
+    kept = envelope & ~roi
+    if not kept.any():
+        return plate, None
+    thickness = max(PLATE_MM, 2.0 * float(zooms.max()))  # at least two voxels: one leaks between diagonals
+    near_kept = ndimage.distance_transform_edt(~kept, sampling=zooms) <= thickness
+    plate[box] = roi & envelope & near_kept
+    values = volume[box][kept & tissue & (ndimage.distance_transform_edt(~roi, sampling=zooms) <= 2 * thickness)]
+    if values.size == 0:
+        return plate, None
+    return plate, float(np.median(values))
 
 
 # ----------------------------------------------------------------------------- reface
@@ -91,28 +147,89 @@ def intensity_map(atlas_values: np.ndarray, image_values: np.ndarray, atlas_skin
     return apply
 
 
-def reface(volume: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
-    """Real-valued volume with the face zone replaced by the atlas face in this image's intensities.
+def reface(volume: np.ndarray, masks: NativeMasks, zooms, shell: bool = True) -> np.ndarray:
+    """Real-valued volume with the face and the head's outer shell replaced by the atlas's, in
+    this image's intensities.
 
-    Inside brain_neck (and the guard) the input is kept. In the face zone the atlas face,
-    mapped by :func:`intensity_map` (atlas face vs this image over the face ROI; air and tissue
-    apart, anchored on the atlas template's and this image's skin levels), fades in
-    by :func:`reface_weight` from the zone edge, so the new face joins the scalp without a step.
+    The face zone and (``shell``) the shell (:class:`NativeMasks`: everything from the neck up
+    more than a margin beyond the brain guard, and the ears) take the atlas (its closed face and
+    its template), mapped by :func:`intensity_map` (atlas vs this image over the replaced voxels;
+    air and tissue apart, anchored on the atlas template's and this image's skin levels), with
+    the scan's own noise added (:func:`scan_noise`), fading in by :func:`reface_weight` from the
+    zone's edge so the new head joins the kept one without a step. The guard is never touched.
+    ``shell`` False replaces the face alone (the target of the face warp).
     """
     if masks.face is None:
         raise ValueError("reface needs the atlas face pulled to the native grid")
     out = volume.astype(np.float32, copy=True)
-    zone = masks.face_zone
-    sample = masks.face_roi if masks.face_roi.sum() >= 100 else zone
-    if sample.sum() < 100:  # no face in this field of view: nothing to replace
+    face_zone = masks.face_zone
+    face_sample = masks.face_roi if masks.face_roi.sum() >= 100 else face_zone
+    if face_sample.sum() < 100:  # no face in this field of view: nothing to replace
         return out
     # Air and tissue are matched apart only where this image has a skin surface at all (not a
     # TOF angiogram, whose Otsu level splits vessels from everything else).
     skin = pick_skin_threshold(volume, tuple(float(z) for z in zooms))
-    mapping = intensity_map(masks.face[sample], volume[sample], masks.atlas_skin, skin.value if skin.ok else None)
-    weight = reface_weight(zone, zooms)[zone]
-    out[zone] = weight * mapping(masks.face[zone]) + (1 - weight) * out[zone]
+    skin_value = skin.value if skin.ok else None
+    use_shell = shell and masks.shell_zone is not None and masks.paste is not None and masks.shell_zone.any()
+    if not use_shell:
+        mapping = intensity_map(masks.face[face_sample], volume[face_sample], masks.atlas_skin, skin_value)
+        weight = reface_weight(face_zone, zooms)[face_zone]
+        out[face_zone] = weight * mapping(masks.face[face_zone]) + (1 - weight) * out[face_zone]
+        return out
+    # The face and the shell are matched apart (each over its own voxels): the face's levels are
+    # not the scalp's, and lips matched over the whole head fall below the skin as holes.
+    weight = _shell_weight(face_zone, masks, zooms)
+    shell_zone = masks.shell_zone
+    shell_sample = shell_zone & (weight >= 0.5)
+    if shell_sample.sum() < 100:
+        shell_sample = shell_zone
+    for zone, sample in ((face_zone, face_sample), (shell_zone, shell_sample)):
+        mapping = intensity_map(masks.paste[sample], volume[sample], masks.atlas_skin, skin_value)
+        pasted = mapping(masks.paste[zone]) + scan_noise(volume, sample, mapping(masks.paste[zone]), skin_value)
+        w = weight[zone]
+        out[zone] = w * pasted + (1 - w) * out[zone]
     return out
+
+
+def _shell_weight(face_zone: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
+    """How much of the atlas each voxel takes when the shell is replaced too: the face zone's
+    ramp (:func:`reface_weight`) within it, ``SHELL_FEATHER_MM`` from the kept region in the
+    shell, times the shell's own fade towards the neck."""
+    zone = face_zone | masks.shell_zone
+    inside = distance_inside_mm(zone, zooms, max(SHELL_FEATHER_MM, _feather(zooms)))
+    weight = np.where(face_zone, np.clip(inside / _feather(zooms), 0, 1), 0).astype(np.float32)
+    shell = masks.shell_zone
+    weight[shell] = np.clip(inside[shell] / SHELL_FEATHER_MM, 0, 1) * masks.shell_weight[shell]
+    return weight
+
+
+def scan_noise(volume: np.ndarray, sample: np.ndarray, pasted: np.ndarray, skin: float | None) -> np.ndarray:
+    """Noise for the pasted voxels at this scan's own level (seeded: same input, same output).
+
+    The level is read in the scan's air among the replaced voxels: the robust spread (median
+    absolute deviation) of its high-pass residual (the scan less its 1-voxel Gaussian blur;
+    white noise keeps ~95% of its spread through that filter). Air in a magnitude image holds
+    Rayleigh noise, whose spread is 0.655 of the Gaussian noise in tissue: tissue gets the
+    larger level. Air far from any tissue carries no anatomy, so the estimate is not inflated by
+    edges the way a residual over tissue is. Without a skin level or enough air: no noise.
+    """
+    noise = np.zeros(pasted.shape, np.float32)
+    if skin is None:
+        return noise
+    air = sample & (volume <= skin)
+    air &= ~ndimage.binary_dilation(sample & (volume > skin), iterations=2)
+    if air.sum() < MIN_CLASS_SAMPLES:
+        return noise
+    lo, hi = bounding_box(air)
+    box = tuple(slice(max(a - 3, 0), b + 3) for a, b in zip(lo, hi))
+    blurred = np.zeros(volume.shape, np.float32)
+    blurred[box] = ndimage.gaussian_filter(volume[box].astype(np.float32), 1.0)
+    residual = volume[air] - blurred[air]
+    spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual)))) / 0.946
+    rng = np.random.default_rng(NOISE_SEED)
+    noise = rng.standard_normal(pasted.shape).astype(np.float32)
+    noise *= np.where(pasted > skin, spread / 0.655, spread).astype(np.float32)
+    return noise
 
 
 def reface_weight(zone: np.ndarray, zooms) -> np.ndarray:
@@ -121,8 +238,12 @@ def reface_weight(zone: np.ndarray, zooms) -> np.ndarray:
     A linear ramp with the distance from the zone's edge, over ``REFACE_FEATHER_MM`` or
     ``REFACE_FEATHER_VOXELS`` voxels of the coarsest axis, whichever is longer.
     """
-    feather = max(REFACE_FEATHER_MM, REFACE_FEATHER_VOXELS * float(np.max(zooms)))
+    feather = _feather(zooms)
     return np.clip(distance_inside_mm(zone, zooms, feather) / feather, 0, 1)
+
+
+def _feather(zooms) -> float:
+    return max(REFACE_FEATHER_MM, REFACE_FEATHER_VOXELS * float(np.max(zooms)))
 
 
 # ----------------------------------------------------------------------------- warpface

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from micanon.anonymize.masks import NativeMasks
+from micanon.render import pick_skin_threshold
 from micanon.space.registration import register_face
 from micanon.space.grid import coarse_grid, dilate_mm, resample, zooms_of
 
@@ -25,6 +26,11 @@ WARP_TAPER_MM = 6.0
 # field, e.g. with a larger step) is smoothed by one grid step and integrated again: this many
 # attempts at most before the warp is refused.
 WARP_SMOOTHINGS = 5
+# The warp is driven by the two skin surfaces, not by the intensities: each image becomes the
+# signed distance (mm) to its skin, clipped here, and SyN matches those (mean squares). Shape
+# is what identifies a render; intensities inside the face (fat, muscle, the atlas's blurred
+# eyes) pulled the old warp toward matching textures and left the person's surface half-moved.
+SURFACE_CLIP_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -82,16 +88,29 @@ def face_warp(
     shape, box_aff = face_box(masks.face_zone, affine, margin_mm=20.0)
     fixed = resample(_smooth_to(refaced, affine), affine, shape, box_aff)
     moving = resample(_smooth_to(t1w, affine), affine, shape, box_aff)
+    skin = pick_skin_threshold(t1w, tuple(float(z) for z in zooms_of(affine)))
+    metric = None
+    if skin.ok:
+        fixed = signed_distance(fixed > skin.value, zooms_of(box_aff), SURFACE_CLIP_MM)
+        moving = signed_distance(moving > skin.value, zooms_of(box_aff), SURFACE_CLIP_MM)
+        metric = ("meansquares", 0)
     keep = resample(masks.brain_neck.astype(np.float32), affine, shape, box_aff) > 0.5
     keep = dilate_mm(keep, zooms_of(box_aff), dilate_mm_)
     metric_mask = ~keep
-    field = register_face(fixed, moving, box_aff, metric_mask=metric_mask, seed=seed, work_dir=work_dir)
+    field = register_face(fixed, moving, box_aff, metric_mask=metric_mask, seed=seed, work_dir=work_dir, metric=metric)
     zooms = zooms_of(box_aff)
     dist = ndimage.distance_transform_edt(~keep, sampling=zooms)
     edge = _distance_to_edge(shape, zooms)
     weight = np.clip(dist / WARP_TAPER_MM, 0, 1) * np.clip(edge / WARP_TAPER_MM, 0, 1)
     weight[keep] = 0.0
     return FaceWarp(displacement=unfolded_flow(field * weight[..., None], box_aff), affine=box_aff)
+
+
+def signed_distance(inside: np.ndarray, zooms, clip_mm: float) -> np.ndarray:
+    """Signed distance (mm) to the surface of ``inside``: positive inside, clipped at ``clip_mm``."""
+    zooms = np.asarray(zooms, float)
+    out = (ndimage.distance_transform_edt(inside, sampling=zooms) - ndimage.distance_transform_edt(~inside, sampling=zooms))
+    return np.clip(out, -clip_mm, clip_mm).astype(np.float32)
 
 
 def unfolded_flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -44,9 +44,9 @@ TURN_MARGIN_MI = 0.05
 # reface target: MI with a 1.0 step moves the face by up to about a centimetre and stays smooth;
 # CC and mean squares were slower and moved the identity no further.
 FACE_SYN_METRIC = ("mattes", 32)
-FACE_SYN_ITERATIONS = (150, 100, 50)
+FACE_SYN_ITERATIONS = (200, 150, 100)
 FACE_SYN_GRAD_STEP = 1.0
-FACE_SYN_FLOW_SIGMA = 3.0
+FACE_SYN_FLOW_SIGMA = 2.0
 
 # A same-session contrast whose rigid fit moves it more than this from the scanner
 # coordinates is not trusted: people do not move 15 mm or 15 degrees between scans.
@@ -354,14 +354,15 @@ def register_to_t1w(
 
 def register_face(
     fixed: np.ndarray, moving: np.ndarray, box_affine: np.ndarray, *, metric_mask: np.ndarray, seed: int,
-    work_dir: str | None = None,
+    work_dir: str | None = None, metric: tuple[str, int] | None = None,
 ) -> np.ndarray:
     """SyN displacement (mm, RAS, on the box grid ``box_affine``) taking ``moving`` toward ``fixed``.
 
     Both images are on the box grid; the metric sees only ``metric_mask``. The raw field: the
-    caller tapers and integrates it (:mod:`micanon.anonymize.warp`).
+    caller tapers and integrates it (:mod:`micanon.anonymize.warp`). ``metric``: ANTs metric and
+    its sampling (default ``FACE_SYN_METRIC``, for intensities).
     """
     return ants_space.syn_field(
-        fixed, moving, box_affine, mask=metric_mask, seed=seed, work_dir=work_dir, metric=FACE_SYN_METRIC,
+        fixed, moving, box_affine, mask=metric_mask, seed=seed, work_dir=work_dir, metric=metric or FACE_SYN_METRIC,
         iterations=FACE_SYN_ITERATIONS, grad_step=FACE_SYN_GRAD_STEP, flow_sigma=FACE_SYN_FLOW_SIGMA,
     )

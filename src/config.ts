@@ -1,23 +1,44 @@
 /**
- * One typed configuration for a run, whichever command line produced it (the BIDS-App parser
- * or the micapipe-compatible one). Validated with zod after commander has split the words.
+ * The run configuration: one typed value for a run, whichever command line produced it (the
+ * BIDS-App parser or the micapipe-compatible one), validated with zod after commander has split
+ * the words. Every layer may import it (the pipeline, the commands, the CLI); every default is
+ * set here once (`defaults`), and the resolved configuration is written into the run record.
  */
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { OutputLayout } from '../bids/outputs.js';
-import { methodSchema } from '../engine/schemas.js';
-import { defaultAtlasDir } from '../paths.js';
+import type { BidsFilters } from './bids/filters.js';
+import type { OutputLayout } from './bids/outputs.js';
+import { isLabelLike, stripLabelPrefix, type LabelPrefix } from './bids/selection.js';
+import { methodSchema, type Method } from './engine/schemas.js';
+import { logFormats, type LogFormat, type LogLevel } from './log.js';
+import { defaultAtlasDir } from './paths.js';
 
-export const outputLayouts = ['derivatives', 'raw', 'micapipe'] as const;
+export const outputLayouts = ['derivatives', 'raw', 'micapipe'] as const satisfies readonly OutputLayout[];
 export const logLevels = ['error', 'warn', 'info', 'verbose', 'debug'] as const;
+export const methods = methodSchema.options;
 
-/** Strip an optional `sub-`/`ses-` prefix; BIDS labels are alphanumeric. */
-export function bidsLabel(prefix: 'sub' | 'ses') {
+/** Every default of a run, once; the help texts quote them from here. */
+export const defaults = {
+  methods: ['deface'] as Method[],
+  /** warpface: millimetres the brain+neck mask grows before the warp is masked (micapipe's 6). */
+  dilateMm: 6,
+  /** Seed of every random draw of the engine (ANTs sampling, starting rotations). */
+  seed: 1,
+  outputLayout: 'derivatives' as OutputLayout,
+  logLevel: 'info' as LogLevel,
+  logFormat: 'text' as LogFormat,
+  /** Threads of the engine's numeric pools: every core. */
+  nthreads: (): number => availableParallelism(),
+  atlas: (): string => defaultAtlasDir(),
+};
+
+/** A label with or without its `sub-`/`ses-` prefix (the rule of bids/selection.ts). */
+export function bidsLabel(prefix: LabelPrefix) {
   return z
     .string()
-    .transform((s) => s.trim().replace(new RegExp(`^${prefix}-`), ''))
-    .pipe(z.string().regex(/^[a-zA-Z0-9]+$/, `a ${prefix} label is letters and digits only (with or without "${prefix}-")`));
+    .transform((s) => stripLabelPrefix(s, prefix))
+    .refine((s) => isLabelLike(s, prefix), `a ${prefix} label is letters and digits only (with or without "${prefix}-")`);
 }
 
 /** True when `child` is `parent` or a folder below it (both absolute). */
@@ -41,18 +62,26 @@ export const runConfigSchema = z
     outputDir: z.string().min(1).transform((p) => path.resolve(p)),
     analysisLevel: z.enum(['participant', 'group']),
     participantLabels: z.array(bidsLabel('sub')).nullable().default(null),
+    excludeParticipantLabels: z.array(bidsLabel('sub')).default([]),
     sessionLabels: z.array(bidsLabel('ses')).nullable().default(null),
-    methods: z.array(methodSchema).min(1).default(['deface']),
-    dilate: z.number().min(0).max(50).default(6),
+    excludeSessionLabels: z.array(bidsLabel('ses')).default([]),
+    /** --bids-filter-file, parsed (bids/filters.ts checks it); null: no filter. */
+    bidsFilters: z.custom<BidsFilters>((v) => typeof v === 'object' && v !== null && 'kinds' in v).nullable().default(null),
+    methods: z.array(methodSchema).min(1).default(defaults.methods),
+    dilate: z.number().min(0).max(50).default(defaults.dilateMm),
+    seed: z.number().int().min(0).default(defaults.seed),
     robust: z.boolean().default(false),
-    nthreads: z.number().int().min(1).default(() => availableParallelism()),
+    /** deface: zero the atlas ears ROI too (micapipe: -ears). */
+    removeEars: z.boolean().default(false),
+    nthreads: z.number().int().min(1).default(defaults.nthreads),
     workDir: z.string().nullable().default(null).transform((p) => (p ? path.resolve(p) : null)),
     cleanup: z.boolean().default(true),
     t1w: z.string().nullable().default(null).transform((p) => (p ? path.resolve(p) : null)),
-    atlas: z.string().default(() => defaultAtlasDir()).transform((p) => path.resolve(p)),
-    outputLayout: z.enum(outputLayouts).default('derivatives'),
+    atlas: z.string().default(defaults.atlas).transform((p) => path.resolve(p)),
+    outputLayout: z.enum(outputLayouts).default(defaults.outputLayout),
     skipBidsValidation: z.boolean().default(false),
-    logLevel: z.enum(logLevels).default('info'),
+    logLevel: z.enum(logLevels).default(defaults.logLevel),
+    logFormat: z.enum(logFormats).default(defaults.logFormat),
     keepFields: z.array(z.string()).default([]),
     dropFields: z.array(z.string()).default([]),
     qcFailOk: z.boolean().default(false),

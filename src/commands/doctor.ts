@@ -2,8 +2,10 @@
  * `micanon doctor`: what this installation has, what is missing, and the command that fixes it.
  * It starts the real engine, so "ok" means the engine really answers.
  */
+import { tmpdir } from 'node:os';
+import { validatorCheck } from '../bids/validator.js';
 import { Engine } from '../engine/bridge.js';
-import { atlasInfoSchema, versionsSchema } from '../engine/schemas.js';
+import { atlasInfo, engineVersions } from '../engine/contract.js';
 import { catalogue, describeError } from '../errors.js';
 import { defaultAtlasDir, engineInterpreter, interpreterProblem, venvDir } from '../paths.js';
 import { packageVersion } from '../version.js';
@@ -40,7 +42,7 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
     let engine: Engine | null = null;
     try {
       engine = await Engine.start({ threads: 1 });
-      const versions = await engine.call('versions', {}, versionsSchema);
+      const versions = await engineVersions(engine, {});
       checks.push({ name: 'python', ok: true, value: `${versions.python} (${versions.executable})` });
       checks.push({
         name: 'engine',
@@ -53,7 +55,7 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
         checks.push({ name, ok: version !== null, value: version ?? 'missing', fix: 'npm run setup' });
       }
       try {
-        const atlas = await engine.call('atlas_info', { path: atlasDir }, atlasInfoSchema);
+        const atlas = await atlasInfo(engine, { path: atlasDir });
         checks.push({ name: 'atlas', ok: true, value: `${atlas.path} (${atlas.kind})` });
       } catch (err) {
         checks.push({ name: 'atlas', ok: false, value: describeError(err), fix: 'npm run setup (builds the atlas)' });
@@ -63,6 +65,9 @@ export async function runDoctor(options: { atlas?: string } = {}): Promise<numbe
     } finally {
       await engine?.close();
     }
+    // The official BIDS validator every run uses on its input and output (from the same venv).
+    const validator = await validatorCheck(tmpdir()).catch((err: unknown) => ({ ok: false, value: describeError(err) }));
+    checks.push({ name: 'bids-validator', ...validator, fix: 'npm run setup' });
   }
   const width = Math.max(...checks.map((c) => c.name.length));
   for (const check of checks) {
