@@ -31,6 +31,7 @@ from micanon import face, qc, render
 from micanon.anonymize import guard
 from micanon.atlas.load import Atlas
 from micanon.io import StoredImage, read_image
+from micanon.qc.verdict import image_alone_reason
 from micanon.anonymize.masks import pull_masks
 from micanon.space.registration import AtlasRegistration, register_to_atlas
 from micanon.session import ReferenceFit, fit_reference, load_atlas_images
@@ -61,7 +62,7 @@ def check_image(
     is another contrast than a T1w (the caller reads that from its BIDS name).
 
     Figures are written under ``figures_dir`` (inside ``output_dir``). Returns the QC record:
-    with an original, the pipeline's record (src/qc/records.ts validates it) with a
+    with an original, the pipeline's record (src/engine/qc-record.ts validates it) with a
     ``standalone`` block added; without one, the same keys with the checks one image cannot
     answer marked not checked. ``status`` is PASS when every check that ran passed.
     """
@@ -204,19 +205,15 @@ def _check_alone(image: Path, method: str, head_affine: np.ndarray, registration
         "identity": None if method == "deface" else _not_checked(),
         "registration": {**dataclasses.asdict(registration), "pass": registration.flag == "ok"},
     }
-    reasons = []
-    if face_check["verdict"] == "fail":
-        reasons.append(f"{method}: {face_check['detail']}")
-    if not checks["registration"]["pass"]:
-        reasons.append(f"registration poor {registration.metric} {registration.value:.3f}: the views may not be upright")
+    reason = image_alone_reason(checks, method)
     return {
         "subject": subject,
         "session": session,
         "input": None,
         "output": image.name,
         "method": method,
-        "status": "FAILED" if reasons else "PASS",
-        "reason": "; ".join(reasons) or None,
+        "status": "FAILED" if reason else "PASS",
+        "reason": reason,
         "checks": checks,
         "renders": {"input": {}, "output": seen.views, "slices": {"output_sagittal": seen.slices["input_sagittal"]}},
     }

@@ -1,4 +1,4 @@
-"""Shared by the QC tests: the record's shape (a hand-written mirror of src/qc/records.ts's
+"""Shared by the QC tests: the record's shape (a hand-written mirror of src/engine/qc-record.ts's
 qcRecordSchema), one qc_outputs call through the bridge, and the heads they check: a synthetic head
 (made in code, no face the CNN recognises) and the atlas template (the pydeface average head,
 which the CNN does recognise), as BIDS T1w files with their masks."""
@@ -45,7 +45,7 @@ def is_count(value) -> bool:
 
 
 def assert_qc_record(record: dict) -> None:
-    """Hand-written mirror of qcRecordSchema (src/qc/records.ts): required keys, types, enums."""
+    """Hand-written mirror of qcRecordSchema (src/engine/qc-record.ts): required keys, types, enums."""
     assert LABEL.match(record["subject"])
     assert record["session"] is None or LABEL.match(record["session"])
     assert_relative(record["input"])
@@ -53,6 +53,7 @@ def assert_qc_record(record: dict) -> None:
     assert record["method"] in ("deface", "reface", "warpface")
     assert record["status"] in ("PASS", "FAILED")
     assert record.get("reason") is None or isinstance(record["reason"], str)
+    assert isinstance(record["hard"], bool) and (record["status"] == "FAILED" or not record["hard"])
     checks = record["checks"]
     brain = checks["brain_voxels_changed"]
     assert is_count(brain["value"]) and is_count(brain["guard_voxels"]) and isinstance(brain["pass"], bool)
@@ -81,10 +82,11 @@ def assert_qc_record(record: dict) -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION) -> dict:
+def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION, reference=None) -> dict:
+    """One qc_outputs call through the bridge (``reference``: the session's, as the pipeline sends it)."""
     reply = json.loads(api.qc_outputs(json.dumps({
         "output_dir": str(output_dir), "bids_dir": str(bids_dir), "subject": subject, "session": session,
-        "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "items": items,
+        "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "reference": reference, "items": items,
     })))
     assert reply["ok"], reply.get("error", {}).get("traceback")
     result = reply["result"]

@@ -4,7 +4,7 @@ and the verdict together.
 The synthetic head exercises the brain and header checks and the "inconclusive" face verdict;
 the atlas template (the pydeface average head) a real deface, a deface that removed nothing and a
 reface that changed nothing; person A (skipped where absent) a real T1w and an angiogram. Every
-record is checked against the shape src/qc/records.ts validates.
+record is checked against the shape src/engine/qc-record.ts validates.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_a_changed_affine_or_stored_dtype_fails_the_header_check(faceless_run):
 
 def test_a_changed_brain_voxel_fails_even_when_the_engine_counted_none(faceless_run):
     record = faceless_run["brain"]
-    assert record["status"] == "FAILED"
+    assert record["status"] == "FAILED" and record["hard"]
     assert record["checks"]["brain_voxels_changed"]["value"] == 1 and record["checks"]["brain_voxels_changed"]["engine_value"] == 0
     assert record["reason"] == "1 brain voxels changed"
     assert record["checks"]["header"]["pass"]
@@ -140,8 +140,11 @@ def test_average_head_deface_passes_only_when_the_face_is_gone(average_head, tmp
         item(average_head["t1w"], gone, "deface", **masks),
         item(average_head["t1w"], kept, "deface", **masks),
         item(average_head["t1w"], kept, "reface", **masks),
-    ])
+    ], reference={"input": str(average_head["t1w"]), "reason": "the T1w"})
     real, untouched, same_face = result["records"]
+    # The engine gives the verdict: --qc-fail-ok may write a face failure, never a brain or header one.
+    assert [r["hard"] for r in result["records"]] == [False, False, False]
+    assert real["reference"] == {"input": f"{ANAT}/{average_head['t1w'].name}", "reason": "the T1w"}
     # The input's views are rendered and searched once, then shared by its three outputs.
     assert real["renders"]["input"] == untouched["renders"]["input"] == same_face["renders"]["input"]
     assert [t["input_s"] > 0 for t in result["timings"]["items"]] == [True, False, False]

@@ -14,11 +14,10 @@ import {
   imageInfoSchema,
   inputChecksSchema,
   methodSchema,
-  qcImageReplySchema,
-  qcRepliesSchema,
   sessionResultSchema,
   versionsSchema,
 } from './schemas.js';
+import { qcImageReplySchema, qcRepliesSchema } from './qc-record.js';
 
 const path = z.string().min(1);
 const label = z.string().regex(/^[A-Za-z0-9]+$/);
@@ -76,6 +75,8 @@ export const contract = {
       subject: label,
       session: label.nullable(),
       figures_dir: path,
+      /** The session's reference (inside bids_dir) and why it was chosen: an image whose face check is inconclusive inherits its failure. */
+      reference: z.object({ input: path, reason: z.string() }).nullable(),
       items: z.array(
         z.object({
           input: path,

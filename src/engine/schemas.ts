@@ -1,5 +1,6 @@
 /**
- * zod schemas of every reply that crosses the bridge (python/micanon/api.py builds them).
+ * zod schemas of every reply that crosses the bridge (python/micanon/api.py builds them); the QC
+ * record and the replies carrying it are in qc-record.ts.
  */
 import { z } from 'zod';
 
@@ -92,67 +93,6 @@ export const sessionResultSchema = z
   })
   .loose();
 export type SessionResult = z.infer<typeof sessionResultSchema>;
-
-export const qcRepliesSchema = z.object({
-  records: z.array(z.unknown()),
-  timings: z.record(z.string(), z.unknown()).optional(),
-});
-
-/** A check `micanon qc` could not run on one image alone (no --original): never a pass. */
-const notCheckedSchema = z.looseObject({ verdict: z.literal('not_checked'), pass: z.null(), detail: z.string() });
-export type NotChecked = z.infer<typeof notCheckedSchema>;
-const viewsSchema = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
-
-/**
- * The reply of `qc_image` (`micanon qc`): the QC record of one image. With an original it is the
- * pipeline's record (src/qc/records.ts validates it further); without one, the checks one image
- * cannot answer are `not_checked`.
- */
-export const qcImageReplySchema = z.object({
-  record: z.looseObject({
-    subject: z.string(),
-    session: z.string().nullable(),
-    input: z.string().nullable(),
-    output: z.string(),
-    method: methodSchema,
-    status: z.enum(['PASS', 'FAILED']),
-    reason: z.string().nullable(),
-    checks: z.looseObject({
-      brain_voxels_changed: z.union([
-        notCheckedSchema,
-        z.looseObject({ value: z.number().int(), guard_voxels: z.number().int(), pass: z.boolean(), detail: z.string().optional() }),
-      ]),
-      header: z.union([
-        notCheckedSchema,
-        z.looseObject({ pass: z.boolean(), differences: z.array(z.union([z.string(), z.record(z.string(), z.unknown())])) }),
-      ]),
-      face: z.looseObject({
-        pass: z.boolean().nullable(),
-        verdict: z.enum(['pass', 'fail', 'inconclusive', 'not_checked']),
-        rule: z.string(),
-        detail: z.string(),
-      }),
-      face_views_input: viewsSchema(z.array(z.string())),
-      face_views_output: viewsSchema(z.array(z.string())),
-      identity: z.union([
-        z.null(),
-        notCheckedSchema,
-        z.looseObject({ distance: z.number().nullable(), threshold: z.number(), model: z.string(), per_view: viewsSchema(z.number().nullable()) }),
-      ]),
-      registration: z.looseObject({ metric: z.string(), value: z.number().nullable(), flag: z.enum(['ok', 'scanner', 'poor']), pass: z.boolean() }),
-    }),
-    renders: z.looseObject({ input: viewsSchema(z.string()), output: viewsSchema(z.string()), slices: viewsSchema(z.string()) }),
-    standalone: z.looseObject({
-      image: z.string(),
-      original: z.string().nullable(),
-      atlas: z.string(),
-      /** The file registered to the atlas: the original, or the image when there is none. */
-      registered: z.string(),
-    }),
-  }),
-  log: z.array(z.string()).default([]),
-});
-export type QcImageRecord = z.infer<typeof qcImageReplySchema>['record'];
 
 /** One problem of an input image (python/micanon/inputs.py's catalogue): a stable code, one line naming the file. */
 export const inputIssueSchema = z.object({ code: z.string(), message: z.string() });

@@ -1,43 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { goodRecord } from '../qc/qc.fixture.js';
-import type { QcRecord } from '../qc/records.js';
-import { inheritReferenceFaceVerdict } from './session.js';
+import { commitPolicy, type QcVerdict } from './session.js';
 
-const T1W = 'sub-01/ses-01/anat/sub-01_ses-01_T1w.nii.gz';
-const PDW = 'sub-01/ses-01/anat/sub-01_ses-01_PDw.nii.gz';
+const passed: QcVerdict = { status: 'PASS', reason: null, hard: false };
+const faceFailed: QcVerdict = { status: 'FAILED', reason: 'reface: distance 0.2 <= 0.4', hard: false };
+const brainFailed: QcVerdict = { status: 'FAILED', reason: '3 brain voxels changed', hard: true };
 
-function inconclusive(method: QcRecord['method']): QcRecord {
-  const record = goodRecord({ input: PDW, method });
-  record.checks.face = { pass: true, verdict: 'inconclusive', rule: 'inconclusive', detail: 'no face in the input' };
-  return record;
-}
-
-function reference(method: QcRecord['method'], facePass: boolean): QcRecord {
-  const record = goodRecord({ input: T1W, method, status: facePass ? 'PASS' : 'FAILED' });
-  record.checks.face = { pass: facePass, verdict: facePass ? 'pass' : 'fail', rule: 'identity', detail: '' };
-  return record;
-}
-
-describe('an inconclusive face check inherits the reference verdict', () => {
-  it('fails an image whose reference failed by the same method', () => {
-    const pdw = inconclusive('warpface');
-    inheritReferenceFaceVerdict(pdw, [reference('warpface', false), pdw], T1W);
-    expect([pdw.status, pdw.checks.face.pass, pdw.checks.face.verdict, pdw.output]).toEqual(['FAILED', false, 'fail', null]);
-    expect(pdw.reason).toBe('warpface: inconclusive here, and the reference (sub-01_ses-01_T1w.nii.gz) still shows the person after warpface');
+describe('the commit policy applies the engine verdict, it does not judge', () => {
+  it('writes a passed output, refuses a failed one', () => {
+    expect(commitPolicy(null, passed, false)).toEqual({ refused: null, writtenDespite: null });
+    expect(commitPolicy(null, faceFailed, false)).toEqual({ refused: 'QC FAILED: reface: distance 0.2 <= 0.4', writtenDespite: null });
   });
 
-  it('keeps it when the reference passed, or failed only by another method', () => {
-    const passed = inconclusive('warpface');
-    inheritReferenceFaceVerdict(passed, [reference('warpface', true), passed], T1W);
-    expect(passed.status).toBe('PASS');
-    const other = inconclusive('deface');
-    inheritReferenceFaceVerdict(other, [reference('warpface', false), other], T1W);
-    expect(other.status).toBe('PASS');
+  it('--qc-fail-ok writes a failure the engine did not call hard, and says which', () => {
+    expect(commitPolicy(null, faceFailed, true)).toEqual({ refused: null, writtenDespite: 'QC FAILED: reface: distance 0.2 <= 0.4' });
+    expect(commitPolicy(null, brainFailed, true)).toEqual({ refused: 'QC FAILED: 3 brain voxels changed', writtenDespite: null });
   });
 
-  it('never touches a conclusive check or the reference itself', () => {
-    const conclusive = goodRecord({ input: PDW, method: 'reface' });
-    inheritReferenceFaceVerdict(conclusive, [reference('reface', false), conclusive], T1W);
-    expect(conclusive.status).toBe('PASS');
+  it('an engine rejection or a missing verdict always refuses', () => {
+    expect(commitPolicy('2 brain voxels differ from the input', passed, true).refused).toBe('2 brain voxels differ from the input');
+    expect(commitPolicy(null, undefined, true).refused).toBe('QC returned no verdict for this output');
   });
 });

@@ -15,7 +15,7 @@ import type { RunConfig } from '../config.js';
 import type { Engine } from '../engine/bridge.js';
 import { anonymizeSessionCall, imageInfo, qcOutputs } from '../engine/contract.js';
 import type { ImageRecord, Method } from '../engine/schemas.js';
-import { qcRecordSchema, readQcRecords, writeQcRecord, type QcRecord } from '../qc/records.js';
+import { readQcRecords, writeQcRecord } from '../qc/records.js';
 import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
@@ -98,7 +98,12 @@ function planOutputs(plan: SessionPlan, config: RunConfig, sessionWork: string):
   );
 }
 
-/** Why an engine record may not become an output, or null when it may. */
+/**
+ * Why an engine record may not become an output, or null when it may. This reads the engine's
+ * reply to `anonymize_session`, before QC: an error, or the engine's own count of brain voxels it
+ * changed (belt and braces: the engine refuses such an output itself, and QC would fail it too).
+ * It decides nothing about QC; the QC verdict is the engine's (python/micanon/qc/verdict.py).
+ */
 function rejection(record: ImageRecord): string | null {
   if ('error' in record) return String(record.error);
   if (record.brain_voxels_changed !== 0) {
@@ -107,37 +112,39 @@ function rejection(record: ImageRecord): string | null {
   return null;
 }
 
-interface QcVerdict {
+/** The engine's QC verdict on one output (python/micanon/qc/verdict.py decides it). */
+export interface QcVerdict {
   status: 'PASS' | 'FAILED';
   reason: string | null;
-  /** Brain or header proof failed: never written, whatever --qc-fail-ok says. */
+  /** A failure --qc-fail-ok may not override (brain or header proof, a fit inside the brain, or QC not run). */
   hard: boolean;
 }
 
 /**
- * An image whose own face check is inconclusive (no face the detectors trust: thick slices,
- * partial coverage, an angiogram) shares the reference's masks and warp, so it cannot be
- * better anonymized than the reference by the same method: if the reference's face check failed,
- * so does this one. Mutates `record`.
+ * The commit policy of one output: why it may not be written (`refused`, null: write it), and the
+ * QC failure it is written despite, because of --qc-fail-ok (`writtenDespite`). An engine
+ * rejection or a hard QC failure always refuses; an output without a QC verdict is refused too.
  */
-export function inheritReferenceFaceVerdict(record: QcRecord, all: readonly QcRecord[], referenceInput: string): void {
-  if (record.checks.face.verdict !== 'inconclusive' || record.input === referenceInput) return;
-  const reference = all.find((r) => r.input === referenceInput && r.method === record.method);
-  if (!reference || reference.checks.face.pass) return;
-  record.checks.face.pass = false;
-  record.checks.face.verdict = 'fail';
-  record.checks.face.detail = `${record.checks.face.detail}; the reference ${path.basename(referenceInput)} failed this check by the same method, and this image shares its masks and warp`;
-  record.status = 'FAILED';
-  record.output = null;
-  record.reason = `${record.method}: inconclusive here, and the reference (${path.basename(referenceInput)}) still shows the person after ${record.method}`;
+export function commitPolicy(
+  engineWhy: string | null,
+  qc: QcVerdict | undefined,
+  qcFailOk: boolean,
+): { refused: string | null; writtenDespite: string | null } {
+  if (engineWhy) return { refused: engineWhy, writtenDespite: null };
+  if (!qc) return { refused: 'QC returned no verdict for this output', writtenDespite: null };
+  if (qc.status === 'PASS') return { refused: null, writtenDespite: null };
+  const failed = `QC FAILED: ${qc.reason ?? 'see the QC report'}`;
+  return qcFailOk && !qc.hard ? { refused: null, writtenDespite: failed } : { refused: failed, writtenDespite: null };
 }
 
 /**
  * Prove every output before it lands: renders, face detection, identity, header and an
- * independent brain re-count (python/micanon/qc.py). Records go to <qc_dir>/logs/qc, figures
- * to <qc_dir>/sub-XX/figures; the participant report is rewritten from all records on disk.
- * The QC dir is the engine's `output_dir` here: render paths in the records are relative to it.
- * Returns the verdict per work-folder output path.
+ * independent brain re-count (python/micanon/qc/). The engine returns each output's verdict
+ * (status, reason, and `hard`), an image's inherited from its session's reference included; here
+ * only --qc-fail-ok is applied to the record (where the output is written). Records go to
+ * <qc_dir>/logs/qc, figures to <qc_dir>/sub-XX/figures; the participant report is rewritten from
+ * all records on disk. The QC dir is the engine's `output_dir` here: render paths in the records
+ * are relative to it. Returns the verdict per work-folder output path.
  */
 async function checkOutputs(
   engine: Engine,
@@ -168,21 +175,19 @@ async function checkOutputs(
     subject: plan.subject,
     session: plan.session,
     figures_dir: participantFigureDir(config.qcDir, plan.subject),
+    reference: { input: plan.reference, reason: plan.referenceReason },
     items,
   });
   await faultPoint('qc', { hold: false });
   const reply = await pending;
-  const parsed = reply.records.map((raw) => qcRecordSchema.parse(raw));
-  const referenceName = path.relative(config.bidsDir, plan.reference).split(path.sep).join('/');
-  for (const [index, record] of parsed.entries()) {
-    record.reference = { input: referenceName, reason: plan.referenceReason };
-    inheritReferenceFaceVerdict(record, parsed, referenceName);
-    const hard = !record.checks.brain_voxels_changed.pass || !record.checks.header.pass;
-    const item = items[index]!;
-    // --qc-fail-ok writes face/identity/registration failures anyway: the record says where.
-    if (record.status === 'FAILED' && config.qcFailOk && !hard) record.output = item.output_name;
+  if (reply.records.length !== items.length) {
+    throw new Error(`the engine returned ${reply.records.length} QC records for ${items.length} outputs`);
+  }
+  for (const [index, record] of reply.records.entries()) {
+    // --qc-fail-ok writes failures that are not hard anyway: the record says where.
+    if (record.status === 'FAILED' && config.qcFailOk && !record.hard) record.output = items[index]!.output_name;
     await writeQcRecord(config.qcDir, record);
-    verdicts.set(candidates[index]!.output.workImage, { status: record.status, reason: record.reason ?? null, hard });
+    verdicts.set(candidates[index]!.output.workImage, { status: record.status, reason: record.reason ?? null, hard: record.hard });
     log.info(`${record.input} ${record.method}: QC ${record.status}${record.reason ? ` (${record.reason})` : ''}`);
   }
   return verdicts;
@@ -300,9 +305,7 @@ export async function anonymizeSession(
   const records: OutputRecord[] = [];
   const removedFields: Record<string, string[]> = {};
   for (const { output, record, why: engineWhy } of decided) {
-    const qc = qcVerdicts.get(output.workImage);
-    const qcWhy = qc && qc.status === 'FAILED' ? `QC FAILED: ${qc.reason ?? 'see the QC report'}` : null;
-    const why = engineWhy ?? (qcWhy && (!config.qcFailOk || qc?.hard) ? qcWhy : null);
+    const { refused: why, writtenDespite: qcWhy } = commitPolicy(engineWhy, qcVerdicts.get(output.workImage), config.qcFailOk);
     const fields = {
       engine: record,
       brainVoxelsChanged: record && 'brain_voxels_changed' in record ? Number(record.brain_voxels_changed) : null,

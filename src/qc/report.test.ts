@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { brokenLinks, failedRecord, goodRecord, useTempDirs, writeOutputDir } from './qc.fixture.js';
 import { outputAnchor, participantReportHtml, participantReportPath, writeParticipantReport } from './report.js';
-import type { QcRecord } from './records.js';
+import { RENDER_VIEWS, SLICE_FIGURES, type QcRecord } from './records.js';
 
 const newDir = useTempDirs();
 
@@ -96,8 +96,8 @@ describe('writeParticipantReport', () => {
     expect(page).not.toContain(missing);
     expect(page).toContain('render file missing');
     expect(page.match(/<span>not rendered<\/span>/g)).toHaveLength(2);
-    // Every existing render is shown: 7 views x 2 rows + 4 slices per output, minus the three gaps.
-    expect(page.match(/<img /g)).toHaveLength(2 * 18 - 3);
+    // Every existing render is shown: every view x 2 rows + 4 slices per output, minus the three gaps.
+    expect(page.match(/<img /g)).toHaveLength(2 * (2 * RENDER_VIEWS.length + SLICE_FIGURES.length) - 3);
   });
 
   it('is self-contained: no script, no external resource, and no temporary file left', async () => {

@@ -28,7 +28,8 @@ import {
 } from './records.js';
 import { type PageValidation, validationSection } from './validation.js';
 
-const VIEW_LABELS: Record<string, string> = {
+/** Every view the record names has its label (a view the engine adds unnamed shows its name). */
+const VIEW_LABELS: Record<(typeof RENDER_VIEWS)[number], string> & Record<string, string> = {
   front: 'Front',
   left34: 'Left ¾',
   right34: 'Right ¾',
@@ -36,6 +37,8 @@ const VIEW_LABELS: Record<string, string> = {
   right: 'Right',
   low: 'Below',
   high: 'Above',
+  left_low: 'Below, left',
+  right_low: 'Below, right',
 };
 
 const SLICE_LABELS: Record<string, string> = {

@@ -57,10 +57,20 @@ class QcItem:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The session's reference image (registered to the atlas; the others share its masks and
+    warp) and why the pipeline chose it."""
+
+    input: Path
+    reason: str
+
+
+@dataclass(frozen=True)
 class QcRequest:
     """Every output of one participant session; figures go to ``figures_dir`` (inside ``output_dir``,
     which is the QC folder: the dataset's output_dir, or --qc-dir, or ``<output_dir>-qc`` for the
-    raw layout; figure paths in the records are relative to it)."""
+    raw layout; figure paths in the records are relative to it). ``reference``: the session's
+    reference, inside ``bids_dir`` (None: no session, e.g. ``micanon qc``)."""
 
     output_dir: Path
     bids_dir: Path
@@ -68,6 +78,7 @@ class QcRequest:
     session: str | None
     figures_dir: Path
     items: list[QcItem]
+    reference: Reference | None = None
 
     @classmethod
     def from_json(cls, request: dict[str, Any]) -> "QcRequest":
@@ -84,7 +95,7 @@ class QcRequest:
         parsed = [_item(entry, n) for n, entry in enumerate(items)]
         for n, entry in enumerate(parsed):
             inside(entry.input, bids_dir, f"items[{n}].input")  # records name inputs relative to bids_dir
-        return cls(output_dir, bids_dir, subject, session, figures_dir, parsed)
+        return cls(output_dir, bids_dir, subject, session, figures_dir, parsed, _reference(request.get("reference"), bids_dir))
 
 
 def inside(path: Path, folder: Path, name: str) -> str:
@@ -109,6 +120,16 @@ def _absolute(value: Any, name: str) -> Path:
 
 def _optional_path(value: Any, name: str) -> Path | None:
     return None if value is None else _absolute(value, name)
+
+
+def _reference(entry: Any, bids_dir: Path) -> Reference | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("reason"), str):
+        raise ValueError(f"qc: reference must be an object with input and reason, got {entry!r}")
+    reference = Reference(_absolute(entry.get("input"), "reference.input"), entry["reason"])
+    inside(reference.input, bids_dir, "reference.input")  # records name it relative to bids_dir
+    return reference
 
 
 def _item(entry: Any, n: int) -> QcItem:

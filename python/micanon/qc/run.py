@@ -21,7 +21,7 @@ from micanon.qc.identity import face_removed_head, identity_check
 from micanon.qc.registration import registration_check
 from micanon.qc.request import QcItem, QcRequest, inside
 from micanon.qc.seeing import Head, view_name
-from micanon.qc.verdict import failure_reason
+from micanon.qc.verdict import give_verdicts
 
 
 class _Run:
@@ -77,7 +77,8 @@ class _Run:
                             self.mask(item.face_roi, stored, "face ROI"), self.figure, stem)
 
     def check(self, item: QcItem) -> tuple[dict[str, Any], dict[str, float]]:
-        """The QC record of one output and the wall seconds of its steps."""
+        """The QC record of one output, its verdict not yet given (verdict.give_verdicts), and
+        the wall seconds of its steps."""
         seconds: dict[str, float] = {}
         clock = _Clock(seconds)
         stem = _stem(item.input)
@@ -127,16 +128,12 @@ class _Run:
             "identity": identity,
             "registration": registration_check(item.registration),
         }
-        reason = failure_reason(checks, item.method)
         record = {
             "subject": self.request.subject,
             "session": self.request.session,
             "input": inside(item.input, self.request.bids_dir, "input"),
-            # A FAILED output is not renamed into place by the pipeline: it was not written.
-            "output": None if reason else item.output_name,
+            "output": item.output_name,
             "method": item.method,
-            "status": "FAILED" if reason else "PASS",
-            "reason": reason,
             "checks": checks,
             "renders": {"input": dict(source.views), "output": output_views, "slices": slices,
                         **({"projection": "mip"} if source.planes.project else {})},
@@ -173,9 +170,10 @@ class _Clock:
 def check_outputs(request: QcRequest) -> dict[str, Any]:
     """QC every output of one participant session; writes the figures, returns the records.
 
-    Returns ``{"records": [...], "timings": {...}}``: one QC record per item in request order
-    (the shape src/qc/records.ts validates; render paths relative to output_dir) and wall
-    seconds per item (``input_s`` is the shared work on its input, paid by the first item).
+    Returns ``{"records": [...], "timings": {...}}``: one QC record per item in request order,
+    with its verdict (the shape src/engine/qc-record.ts validates; render paths relative to
+    output_dir), and wall seconds per item (``input_s`` is the shared work on its input, paid by
+    the first item).
     """
     start = time.perf_counter()
     request.figures_dir.mkdir(parents=True, exist_ok=True)
@@ -187,4 +185,7 @@ def check_outputs(request: QcRequest) -> dict[str, Any]:
         seconds["total_s"] = round(time.perf_counter() - item_start, 3)
         records.append(record)
         timings.append({"output": item.output_name, "method": item.method, **seconds})
+    reference = request.reference
+    give_verdicts(records, None if reference is None else
+                  {"input": inside(reference.input, request.bids_dir, "reference"), "reason": reference.reason})
     return {"records": records, "timings": {"items": timings, "total_s": round(time.perf_counter() - start, 3)}}

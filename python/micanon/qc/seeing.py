@@ -14,8 +14,8 @@ from PIL import Image
 from micanon import face, render
 from micanon.io import StoredImage
 
-# Render view -> view name in QC records (src/qc/records.ts RENDER_VIEWS and its labels);
-# views the report does not name keep their render name and are shown after the named ones.
+# Render view -> view name in QC records: exactly the names of src/engine/qc-record.ts
+# RENDER_VIEWS, the one definition (src/engine/qc-record.test.ts checks it), which orders the report.
 REPORT_VIEWS = {
     "front": "front",
     "left45": "left34",
