@@ -7,13 +7,14 @@
 import { activeEngine } from '../engine/bridge.js';
 import { ExitCode, MicanonError, describeError } from '../errors.js';
 import { flushLog, log, silenceConsole } from '../log.js';
-import { cleanUpRun } from '../pipeline/temps.js';
+import { cleanUpRun, markStopping, removeWorkFolderAgain } from '../pipeline/temps.js';
 
 let stopping = false;
 
 async function stopOnSignal(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
+  markStopping();
   log.error(`interrupted by ${signal}: stopping the engine, removing partial outputs and the work folder`);
   // One line per interrupt: what fails from here on (the engine call the stop cuts short) is a
   // consequence of it, kept in the run's log file only.
@@ -21,6 +22,7 @@ async function stopOnSignal(signal: NodeJS.Signals): Promise<void> {
   await activeEngine()?.close();
   await cleanUpRun();
   await flushLog().catch(() => undefined);
+  await removeWorkFolderAgain();
   process.exit(signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
 }
 

@@ -20,6 +20,7 @@ import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
 import { describeError } from '../errors.js';
 import { log } from '../log.js';
 import { faultPoint } from './faults.js';
+import { checkNotStopping } from './temps.js';
 import type { RunProgress } from './progress.js';
 import { writeOutputSidecar, writeRemovedFieldsLog } from './sidecars.js';
 
@@ -232,10 +233,14 @@ export async function anonymizeSession(
     `${plan.images.length} image(s) x ${config.methods.join(', ')}`);
   // Output folders in output_dir are made only when a vetted output is moved there. The session's
   // work folder is made without its parents: a run folder an interrupt removed stays removed.
+  checkNotStopping();
   await mkdir(sessionWork).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
   });
-  for (const output of planned) await mkdir(path.dirname(output.workImage), { recursive: true });
+  for (const output of planned) {
+    checkNotStopping();
+    await mkdir(path.dirname(output.workImage), { recursive: true });
+  }
   const outputs: Record<string, Record<string, string>> = {};
   for (const output of planned) (outputs[output.input] ??= {})[output.method] = output.workImage;
 

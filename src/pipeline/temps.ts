@@ -16,12 +16,37 @@ export function setWorkFolder(folder: string, keep: boolean): void {
   workFolder = { path: folder, keep };
 }
 
+let stopping = false;
+let removedFolder: string | null = null;
+
+/** An interrupt is stopping the run: nothing may be created in the work folder from now on. */
+export function markStopping(): void {
+  stopping = true;
+}
+
+/** Throws once an interrupt is stopping the run (call before making anything in the work folder). */
+export function checkNotStopping(): void {
+  if (stopping) throw new Error('the run is being interrupted');
+}
+
 /** Remove this run's temporaries and (unless kept) its work folder; safe to call twice. */
 export async function cleanUpRun(): Promise<void> {
   await discardInFlight();
   const folder = workFolder;
   workFolder = null;
-  if (folder && !folder.keep) await rm(folder.path, { recursive: true, force: true }).catch(() => undefined);
+  if (folder && !folder.keep) {
+    removedFolder = folder.path;
+    await rm(folder.path, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * The last step of an interrupted run, just before it exits: the work folder removed once more,
+ * for a folder a step already under way (a mkdir issued before the interrupt) made again after
+ * cleanUpRun removed it.
+ */
+export async function removeWorkFolderAgain(): Promise<void> {
+  if (removedFolder) await rm(removedFolder, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /** The work folder that cleanUpRun will keep, if any (for the end-of-run note). */
