@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -132,17 +133,28 @@ def anonymize_session(
     session_start = time.perf_counter()
     timings = _Timings()
 
+    fits: dict[str, SessionRegistration | Exception] = {}
     try:
         start = time.perf_counter()
         t1w = read_image(reference)
         t1w_volume = t1w.real(0)
         timings.add("read", start)
+        # ROBEX is the session's longest step and needs only the reference: it starts first, and
+        # everything that does not need the subject's brain runs while it does (on the other core).
+        brain_start = time.perf_counter()
+        brain_later = native_brain.extract_later(t1w_volume, t1w.affine, work_dir=work_dir)
         start = time.perf_counter()
         atlas_images = load_atlas_images(atlas)
         timings.add("atlas_load", start)
         log(f"registering {Path(reference).name} to the atlas")
+
+        def register_others() -> None:
+            for entry in others:
+                fits[entry["path"]] = _fit_other(entry, fits, t1w_volume, t1w.affine, seed, work_dir, log, timings)
+
         reference_fit = fit_reference(t1w_volume, t1w.affine, atlas_images, robust=robust, seed=seed, work_dir=work_dir,
-                                      log=log, reference_is_t1w=reference_is_t1w, timings=timings)
+                                      log=log, reference_is_t1w=reference_is_t1w, timings=timings,
+                                      brain_later=(brain_later, brain_start), meanwhile=register_others)
         atlas_fit, brain, quality = reference_fit.atlas_fit, reference_fit.brain, reference_fit.quality
         start = time.perf_counter()
         t1_item = _prepare(t1w, np.eye(4), None, atlas_images, atlas_fit.native_to_atlas, methods, brain, remove_ears)
@@ -179,30 +191,23 @@ def anonymize_session(
     inherited = None
     if quality.flag == "poor":
         inherited = replace(quality, metric=f"reference_{quality.metric}")
-    fits: dict[str, SessionRegistration] = {}
-    for entry in others:
+    for number, entry in enumerate(others, start=1):
         path = entry["path"]
         wanted = outputs.get(path, {})
         try:
+            fit = fits[path]
+            if isinstance(fit, Exception):
+                raise fit
             start = time.perf_counter()
             stored = read_image(path)
             timings.add("read", start)
-            start = time.perf_counter()
-            via = entry.get("register_via")
-            fit = _session_fit(via, fits, t1w_volume, t1w.affine, seed, work_dir) if via else None
-            if fit is None:
-                fit = register_to_t1w(stored.real(0), stored.affine, t1w_volume, t1w.affine, seed=seed, work_dir=work_dir)
-            fits[path] = fit
-            timings.add(f"{Path(path).name.split('.')[0]}_to_t1w", start)
-            log(f"{Path(path).name} -> T1w: {'registered' if fit.registered else 'scanner coordinates'}"
-                + (f" ({'; '.join(fit.notes)})" if fit.notes else ""))
             start = time.perf_counter()
             item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods, brain, remove_ears)
             timings.add("masks", start)
             name = Path(path).name.split(".")[0]
             if keep_work:
                 _keep(work_dir, item, name, atlas_fit.native_to_atlas @ fit.image_to_t1w, None)
-            qc_inputs = _qc_inputs(work_dir, item, f"image{len(fits)}", atlas_fit.native_to_atlas @ fit.image_to_t1w)
+            qc_inputs = _qc_inputs(work_dir, item, f"image{number}", atlas_fit.native_to_atlas @ fit.image_to_t1w)
             records += _run_methods(item, methods, wanted, warp, version, log, reference_quality=inherited,
                                     timings=timings, qc_inputs=qc_inputs)
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the session
@@ -214,12 +219,31 @@ def anonymize_session(
     return {"reference": reference_record, "images": records, "timings": dict(timings)}
 
 
-def _session_fit(via: str, fits: dict, t1w_volume, t1w_affine, seed, work_dir) -> SessionRegistration:
-    """The fit of a partner image (e.g. inv1 of a T1map), computed once and shared."""
-    if via not in fits:
-        partner = read_image(via)
-        fits[via] = register_to_t1w(partner.real(0), partner.affine, t1w_volume, t1w_affine, seed=seed, work_dir=work_dir)
-    return fits[via]
+def _fit_other(entry: dict, fits: dict, t1w_volume, t1w_affine, seed, work_dir, log,
+               timings: _Timings) -> SessionRegistration | Exception:
+    """One other image's rigid fit to the reference (or its partner's, e.g. the inv1 of a T1map,
+    computed once and shared); the exception instead of the fit when it cannot be read or fitted,
+    so that one bad image stops only its own outputs."""
+    path = entry["path"]
+    start = time.perf_counter()
+    try:
+        via = entry.get("register_via")
+        if via:
+            if not isinstance(fits.get(via), SessionRegistration):
+                partner = read_image(via)
+                fits[via] = register_to_t1w(partner.real(0), partner.affine, t1w_volume, t1w_affine, seed=seed, work_dir=work_dir)
+            fit = fits[via]
+        elif isinstance(fits.get(path), SessionRegistration):  # another image's partner, fitted already
+            fit = fits[path]
+        else:
+            stored = read_image(path)
+            fit = register_to_t1w(stored.real(0), stored.affine, t1w_volume, t1w_affine, seed=seed, work_dir=work_dir)
+    except Exception as exc:  # noqa: BLE001 - recorded against this image's outputs
+        return exc
+    timings.add(f"{Path(path).name.split('.')[0]}_to_t1w", start)
+    log(f"{Path(path).name} -> T1w: {'registered' if fit.registered else 'scanner coordinates'}"
+        + (f" ({'; '.join(fit.notes)})" if fit.notes else ""))
+    return fit
 
 
 def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atlas, methods,
@@ -253,19 +277,31 @@ class ReferenceFit:
 
 def fit_reference(volume: np.ndarray, affine: np.ndarray, atlas_images, *, robust: bool = False, seed: int = 1,
                   work_dir: str | None = None, log: Callable[[str], None] = lambda msg: None,
-                  reference_is_t1w: bool = True, timings: dict | None = None) -> ReferenceFit:
+                  reference_is_t1w: bool = True, timings: dict | None = None,
+                  brain_later: tuple[Future, float] | None = None,
+                  meanwhile: Callable[[], None] | None = None) -> ReferenceFit:
     """Register the reference (scanner space of ``affine``) to the atlas while its own brain is
-    extracted in the background, then judge the fit by evidence that does not come through it."""
+    extracted in the background, then judge the fit by evidence that does not come through it.
+
+    ``brain_later``: that extraction already started (its future and start time), else it starts
+    here; ``meanwhile``: more work to do after the registration while the extraction goes on.
+    """
     timings = _Timings() if timings is None else timings
-    brain_start = time.perf_counter()
-    brain_later = native_brain.extract_later(volume, affine, work_dir=work_dir)
+    if brain_later is None:
+        brain_later = (native_brain.extract_later(volume, affine, work_dir=work_dir), time.perf_counter())
+    brain_future, brain_start = brain_later
     start = time.perf_counter()
     atlas_fit = register_to_atlas(
         volume, affine, atlas_images.template, atlas_images.affine, atlas_images.head,
         robust=robust, seed=seed, work_dir=work_dir, log=log, t1w_contrast=reference_is_t1w,
     )
     timings.add("t1w_to_atlas", start)
-    brain = brain_later.result()
+    start = time.perf_counter()
+    eyes = trusted_eyes(volume, affine)  # the fit check's eye witness needs no brain: found meanwhile
+    timings.add("fit_check", start)
+    if meanwhile is not None:
+        meanwhile()
+    brain = brain_future.result()
     if brain.ok and not atlas_fit.t1_like:
         # ROBEX is trained on T1w heads: on other contrasts its mask takes skull, scalp, orbits and
         # even the face, which would shield the face from removal. Not used: the guard is the
@@ -275,21 +311,22 @@ def fit_reference(volume: np.ndarray, affine: np.ndarray, atlas_images, *, robus
     timings["native_brain"] = round(time.perf_counter() - brain_start, 3)
     log(f"native brain ({brain.method}): " + (f"{brain.volume_ml:.0f} ml in {brain.seconds:.1f} s" if brain.ok else brain.note))
     start = time.perf_counter()
-    check = _check_fit(volume, affine, atlas_fit, brain, atlas_images)
+    check = _check_fit(eyes, atlas_fit, brain, atlas_images)
     log(f"fit check: {check.flag}" + (f" ({check.reason})" if check.reason else "") + f"; witnesses {check.witnesses}")
     timings.add("fit_check", start)
     quality = replace(atlas_fit.quality, flag=check.flag, check=check.as_dict())
     return ReferenceFit(atlas_fit=atlas_fit, brain=brain, check=check, quality=quality)
 
 
-def _check_fit(volume, affine, atlas_fit, brain: native_brain.NativeBrain, atlas_images) -> fit_check.FitCheck:
-    """The reference's fit judged by evidence that does not come through it (fit_check).
+def _check_fit(eyes, atlas_fit, brain: native_brain.NativeBrain, atlas_images) -> fit_check.FitCheck:
+    """The reference's fit judged by evidence that does not come through it (fit_check); ``eyes``:
+    the eye globes found in the reference itself (:func:`micanon.landmarks.trusted_eyes`).
 
     ROBEX's brain speaks only for a T1-like reference (:func:`fit_reference` drops it otherwise).
     """
     trusted = brain if brain.ok else None
     facts = fit_check.brain_evidence(brain, atlas_images, atlas_fit.native_to_atlas) if trusted else None
-    return fit_check.judge(atlas_fit.quality, trusted, facts, trusted_eyes(volume, affine), atlas_images.eyes,
+    return fit_check.judge(atlas_fit.quality, trusted, facts, eyes, atlas_images.eyes,
                            atlas_fit.native_to_atlas)
 
 

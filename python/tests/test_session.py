@@ -195,6 +195,49 @@ def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch,
     assert t2_record["registration"]["metric"] == f"reference_{result['reference']['registration']['metric']}"
 
 
+def test_other_images_are_fitted_while_the_brain_is_extracted(monkeypatch, tmp_path, synthetic_atlas):
+    """ROBEX is the session's longest step: the reference's brain extraction starts before the
+    atlas is read, and the other images' fits to the reference are done before the session waits
+    for it (they do not need the subject's brain)."""
+    events: list[str] = []
+    real_extract_later, real_fit = session_module.native_brain.extract_later, session_module.register_to_t1w
+    real_load = session_module.load_atlas_images
+
+    class Watched:
+        def __init__(self, future):
+            self.future = future
+
+        def result(self):
+            events.append("brain awaited")
+            return self.future.result()
+
+    def extract_later(*args, **kwargs):
+        events.append("brain started")
+        return Watched(real_extract_later(*args, **kwargs))
+
+    def fit(*args, **kwargs):
+        events.append("other fitted")
+        return real_fit(*args, **kwargs)
+
+    def load(*args, **kwargs):
+        events.append("atlas read")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(session_module.native_brain, "extract_later", extract_later)
+    monkeypatch.setattr(session_module, "register_to_t1w", fit)
+    monkeypatch.setattr(session_module, "load_atlas_images", load)
+    data, affine, _ = make_subject()
+    t1w = save_subject(tmp_path / "sub-1_T1w.nii.gz", data, affine, np.float32)
+    t2w = save_subject(tmp_path / "sub-1_T2w.nii.gz", np.where(data > 0, 150.0 - data, 0.0), affine, np.float32)
+    missing = tmp_path / "sub-1_FLAIR.nii.gz"
+    result = anonymize_session(str(t1w), [{"path": str(t2w), "register_via": None}, {"path": str(missing), "register_via": None}],
+                               ["deface"], synthetic_atlas, _outputs(tmp_path, [t1w, t2w, missing], ["deface"]),
+                               work_dir=str(tmp_path / "work"), **SETTINGS)
+    assert events == ["brain started", "atlas read", "other fitted", "brain awaited"]
+    assert [r.get("error") is None for r in result["images"]] == [True, True, False]
+    assert "sub-1_FLAIR.nii.gz" in result["images"][2]["error"]
+
+
 def test_same_inputs_give_the_same_bytes(session, synthetic_atlas, tmp_path):
     t1w = session["t1w"]
     outputs = {str(t1w): {m: str(tmp_path / f"{m}.nii.gz") for m in ("deface", "warpface")}}
