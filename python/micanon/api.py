@@ -71,6 +71,7 @@ def bridged(fn: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
 
     @functools.wraps(fn)
     def wrapper(request_json: str = "{}") -> str:
+        _imports_warmed()
         try:
             request = check_request(fn.__name__, json.loads(request_json) if request_json else {})
             return json.dumps({"ok": True, "result": fn(request)})
@@ -219,7 +220,38 @@ def handshake(_request: dict[str, Any]) -> dict[str, Any]:
 
     sys.stdout.flush()
     os.dup2(2, 1)
+    _warm_imports()
     return {"micanon": __version__}
+
+
+# The image stack (ANTsPy, SciPy, the QC's detectors) takes seconds to import. The first session
+# would pay it before its brain extraction could start; imported in the background from the
+# handshake on, it overlaps the CLI's BIDS validation and discovery instead. A call that needs a
+# module first simply waits for the import under way (Python's per-module import locks).
+# Every call waits for those imports to end first, so no two threads ever import at once (two
+# threads entering an import cycle from both ends would deadlock).
+_WARM_MODULES = ("micanon.session", "micanon.qc")
+_WARMING: list = []
+
+
+def _warm_imports() -> None:
+    import threading
+
+    def load() -> None:
+        for module in _WARM_MODULES:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the call that needs it reports the failure
+                return
+
+    thread = threading.Thread(target=load, name="warm-imports", daemon=True)
+    _WARMING.append(thread)
+    thread.start()
+
+
+def _imports_warmed() -> None:
+    while _WARMING:
+        _WARMING.pop().join()
 
 
 @bridged

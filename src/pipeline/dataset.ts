@@ -79,6 +79,9 @@ export async function runDataset(config: RunConfig): Promise<number> {
   let plans: SessionPlan[] = [];
   let inputs: ParticipantInputs[] = [];
   let progress: RunProgress | null = null;
+  // The engine starts (and imports its image stack) while the validator and discovery run.
+  const starting = Engine.start({ threads: config.nthreads, scratchDir: workDir });
+  starting.catch(() => undefined); // awaited below; a failure is raised there
   try {
     validation.input = await validateInput(config, workDir);
     plans = await discoverAnatomy(config.bidsDir, {
@@ -92,7 +95,7 @@ export async function runDataset(config: RunConfig): Promise<number> {
     if (config.bidsFilters?.ignoredKinds.length) {
       log.info(`--bids-filter-file: ${config.bidsFilters.ignoredKinds.join(', ')} ignored (micanon anonymizes anatomical images only)`);
     }
-    engine = await Engine.start({ threads: config.nthreads, scratchDir: workDir });
+    engine = await starting;
     const running = engine;
     await atlasInfo(running, { path: config.atlas }).catch((err: unknown) => {
       // The engine's message already names the atlas file and what is wrong with it.
@@ -138,7 +141,8 @@ export async function runDataset(config: RunConfig): Promise<number> {
     if (accepted.length > 0) validation.output = await validateOutput(config, workDir, [...new Set(accepted.map((plan) => plan.subject))]);
   } finally {
     progress?.stop();
-    await engine?.close();
+    // Not yet taken when the run stopped before it: still closed, once it has started.
+    await (engine ?? (await starting.catch(() => null)))?.close();
     const kept = keptWorkFolder();
     await cleanUpRun();
     if (kept) log.info(`work folder kept: ${kept}`);
