@@ -91,6 +91,7 @@ class _Image:
     masks: atlas_masks.NativeMasks
     background: float
     native_brain: np.ndarray | None = None  # the subject's own brain on this grid (None: no estimate)
+    near_brain: np.ndarray | None = None  # and every voxel within NEAR_BRAIN_MM of it
 
 
 def anonymize_session(
@@ -380,10 +381,11 @@ def _native_brain_counts(item: _Image, written_raw: np.ndarray) -> dict:
     (None without a native brain estimate)."""
     if item.native_brain is None:
         return {"native_brain_voxels_changed": None, "near_brain_voxels_changed": None}
-    near = grid.dilate_mm(item.native_brain, item.stored.zooms, NEAR_BRAIN_MM)
+    if item.near_brain is None:  # once per image, whatever the number of its outputs
+        item.near_brain = grid.dilate_mm(item.native_brain, item.stored.zooms, NEAR_BRAIN_MM)
     return {
         "native_brain_voxels_changed": guard.count_changed(item.stored.raw, written_raw, item.native_brain).brain_voxels_changed,
-        "near_brain_voxels_changed": guard.count_changed(item.stored.raw, written_raw, near).brain_voxels_changed,
+        "near_brain_voxels_changed": guard.count_changed(item.stored.raw, written_raw, item.near_brain).brain_voxels_changed,
     }
 
 
