@@ -13,7 +13,7 @@ image's left, as when facing the person.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -86,12 +86,16 @@ class HeadRenders:
     ``views`` maps view name to a uint8 grey image (empty when ``skin.ok`` is False);
     ``depth_mm`` maps view name to the float32 first-hit distance from the image plane, NaN where
     a ray missed the head (at the output size); ``mm_per_pixel`` is the scale of every view.
+    ``camera``: the head centroid (scanner RAS mm) and bounding radius (mm) the views were framed
+    on (None when nothing was rendered); pass it to :func:`render_views` to frame another head
+    on the same grid exactly as this one.
     """
 
     views: dict[str, np.ndarray]
     depth_mm: dict[str, np.ndarray]
     skin: SkinThreshold
     mm_per_pixel: float
+    camera: tuple[np.ndarray, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +307,7 @@ def render_views(
     size: int = DEFAULT_SIZE,
     head_affine: np.ndarray | None = None,
     threshold: float | None = None,
+    camera: tuple[np.ndarray, float] | None = None,
 ) -> HeadRenders:
     """Render the skin surface of a head from the named camera ``views``.
 
@@ -311,11 +316,16 @@ def render_views(
     rotation is used. ``threshold`` overrides the automatic skin threshold. Returns
     ``HeadRenders``: square ``size`` x ``size`` uint8 images, all at one scale, centred on the
     head's centroid; no views when the image has no head surface (see ``SkinThreshold``).
+    ``camera`` (centroid, radius; ``HeadRenders.camera`` of another render) frames the views on
+    that instead of this head's own: e.g. a reference head placed on an image's grid, seen by
+    exactly the image's camera.
     """
     unknown = [name for name in views if name not in VIEWS]
     if unknown:
         raise ValueError(f"unknown view(s) {unknown}; known: {list(VIEWS)}")
     volume = _prepare(load(image), threshold)
+    if camera is not None:
+        volume = replace(volume, centre_world=np.asarray(camera[0], dtype=np.float64), radius_mm=float(camera[1]))
     rotation = rotation_of(head_affine)
     if not volume.skin.ok:
         return HeadRenders({}, {}, volume.skin, 0.0)
@@ -327,7 +337,7 @@ def render_views(
         mm_per_pixel = STEP_MM * coarse.shape[0] / size
         depths[name] = _upsample_depth(coarse, size)
         rendered[name] = shade(depths[name], mm_per_pixel)
-    return HeadRenders(rendered, depths, volume.skin, mm_per_pixel)
+    return HeadRenders(rendered, depths, volume.skin, mm_per_pixel, (volume.centre_world, volume.radius_mm))
 
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:

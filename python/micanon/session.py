@@ -415,15 +415,19 @@ def _apply(item: _Image, method: str, sampling) -> np.ndarray:
 
 
 def _qc_inputs(work_dir: str, item: _Image, name: str, grid_to_atlas: np.ndarray) -> dict:
-    """What QC needs of this image besides its files: its native brain guard and face ROI
-    (written to work_dir, uncompressed: they live only as long as the run) and the scanner ->
-    atlas affine (RAS mm) that views the head upright."""
+    """What QC needs of this image besides its files: its native brain guard and face ROI, and
+    (reface, warpface) the atlas head on its grid, the face they aim at in this camera (written to
+    work_dir, uncompressed: they live only as long as the run); and the scanner -> atlas affine
+    (RAS mm) that views the head upright."""
     paths = {}
     for key, label, mask in (("brain_guard_mask", "brainGuard", item.masks.brain_guard),
                              ("face_roi_mask", "faceRoi", item.masks.face_roi)):
         path = os.path.join(work_dir, f"qc_{name}_desc-{label}_mask.nii")
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), item.stored.affine), path)
         paths[key] = path
+    if item.masks.atlas_head is not None:
+        paths["atlas_head_image"] = os.path.join(work_dir, f"qc_{name}_desc-atlasHead_T1w.nii")
+        nib.save(nib.Nifti1Image(item.masks.atlas_head, item.stored.affine), paths["atlas_head_image"])
     return {**paths, "image_to_atlas": np.asarray(grid_to_atlas).round(8).tolist()}
 
 

@@ -32,7 +32,7 @@ from micanon.anonymize import guard
 from micanon.atlas.load import Atlas
 from micanon.io import StoredImage, read_image
 from micanon.qc.verdict import image_alone_reason
-from micanon.anonymize.masks import pull_masks
+from micanon.anonymize.masks import atlas_head_on_grid, pull_masks
 from micanon.space.registration import AtlasRegistration, register_to_atlas
 from micanon.session import ReferenceFit, fit_reference, load_atlas_images
 
@@ -129,19 +129,25 @@ def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: 
                 subject: str, session: str | None, work: str) -> dict[str, Any]:
     """The pipeline's QC record of IMAGE as the ``method`` output of ORIGINAL."""
     fit = reference_fit.atlas_fit
-    masks = pull_masks(load_atlas_images(atlas), stored.shape3d, stored.affine, fit.native_to_atlas,
+    images = load_atlas_images(atlas)
+    masks = pull_masks(images, stored.shape3d, stored.affine, fit.native_to_atlas,
                        guard_mm=guard.margin_mm(reference_fit.brain.ok), with_face=False,
                        native_brain=reference_fit.brain.on_grid(stored.shape3d, stored.affine))
     mask_files = {}
     for role, mask in (("brain_guard", masks.brain_guard), ("face_roi", masks.face_roi)):
         mask_files[role] = Path(work) / f"original_desc-{role}_mask.nii"
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), stored.affine), str(mask_files[role]))
+    atlas_head = None
+    if method in ("reface", "warpface"):  # the atlas face in the original's camera, as the pipeline's QC has it
+        atlas_head = Path(work) / "original_desc-atlasHead_T1w.nii"
+        nib.save(nib.Nifti1Image(atlas_head_on_grid(images, stored.shape3d, stored.affine, fit.native_to_atlas), stored.affine),
+                 str(atlas_head))
     item = qc.QcItem(
         input=original, output=image, output_name=image.name, method=method,
         # No engine count exists here: the count is the QC's own, from the two files and the guard.
         brain_voxels_changed=0, guard_voxels=int(masks.brain_guard.sum()) * stored.volumes,
         brain_guard=mask_files["brain_guard"], face_roi=mask_files["face_roi"],
-        head_affine=fit.native_to_atlas, registration=registration,
+        head_affine=fit.native_to_atlas, registration=registration, atlas_head=atlas_head,
     )
     request = qc.QcRequest(output_dir, original.parent, subject, session, figures_dir, [item])
     result = qc.check_outputs(request)

@@ -75,6 +75,9 @@ def assert_qc_record(record: dict) -> None:
     assert registration["flag"] in ("ok", "scanner", "poor") and isinstance(registration["pass"], bool)
     for group in ("input", "output", "slices"):
         assert_view_map(record["renders"][group], assert_relative)
+    if "atlas" in record["renders"]:  # reface, warpface: the atlas face in the input's camera
+        assert record["method"] != "deface"
+        assert_view_map(record["renders"]["atlas"], assert_relative)
     # The record must also survive JSON as the bridge sends it.
     assert json.loads(json.dumps(record)) == record
 

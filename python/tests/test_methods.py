@@ -46,6 +46,21 @@ def test_guard_wins_over_a_face_roi_that_reaches_the_brain(synthetic_atlas):
     assert not (masks.face_roi & masks.brain_guard).any()
 
 
+def test_the_atlas_head_on_the_native_grid_is_what_reface_pastes_over_the_whole_head(native, synthetic_atlas):
+    """QC's atlas face (NativeMasks.atlas_head): the paste over the whole grid, so equal to the
+    pasted intensities wherever reface pastes, and a head's worth of tissue beyond; deface's masks
+    (without the face) carry none."""
+    data, affine, parts, masks = native
+    assert masks.atlas_head is not None and masks.atlas_head.shape == data.shape
+    replaced = masks.face_zone | masks.shell_zone
+    np.testing.assert_allclose(masks.atlas_head[replaced], masks.paste[replaced], atol=1e-4)
+    atlas = load_atlas_images(synthetic_atlas)
+    assert (masks.atlas_head > atlas.skin).sum() > 4 * (masks.atlas_head[replaced] > atlas.skin).sum()
+    assert (masks.atlas_head[parts["brain"]] > 0).all()
+    plain = atlas_masks.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=False)
+    assert plain.atlas_head is None
+
+
 def test_deface_blanks_the_face_only(native):
     data, _, parts, masks = native
     out = face_methods.deface(data, masks.face_roi, 0.0)

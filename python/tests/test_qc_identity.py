@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from micanon import face
-from micanon.qc.identity import DEFACE_TOLERANCE, identity_check, no_more_identifiable_than_deface
+from micanon.qc.identity import (DEFACE_TOLERANCE, atlas_head, face_removed_head, identity_check,
+                                 nearer_atlas_than_person, no_more_identifiable_than_deface)
 from micanon.qc.seeing import Head
 from qc_fixtures import average_head  # noqa: F401 - fixtures
 
@@ -44,3 +45,57 @@ def test_no_more_identifiable_than_deface_compares_means_over_the_deciding_views
     assert a["pass"] and a["deface_mean_distance"] == pytest.approx(0.50025) and a["tolerance"] == DEFACE_TOLERANCE
     b = no_more_identifiable_than_deface({"front": 0.50, "right": 0.43}, {"front": 0.60, "right": 0.47})
     assert not b["pass"] and b["mean_distance"] == pytest.approx(0.465)
+
+
+def test_nearer_atlas_than_person_is_decided_by_the_means_over_the_deciding_views():
+    """Person A's reface (4 deciding views): nearer the atlas in each, and on average by 0.29. A
+    made-up output nearer the atlas in 3 of 4 views by a hair but much nearer the person in the
+    fourth is not nearer the atlas: the means decide, the count of views is only recorded."""
+    a = nearer_atlas_than_person({"front_low": 0.131, "left_low": 0.163, "right90": 0.300, "right_low": 0.165},
+                                 {"front_low": 0.493, "left_low": 0.429, "right90": 0.426, "right_low": 0.556})
+    assert a["nearer_atlas"] and a["views_nearer_atlas"] == 4
+    assert a["mean_to_atlas"] == pytest.approx(0.18975) and a["mean_to_person"] == pytest.approx(0.476)
+    assert a["views"] == ["low", "left_low", "right", "right_low"]
+    assert a["per_view"]["right"] == {"to_atlas": 0.300, "to_person": 0.426}
+    b = nearer_atlas_than_person({"front": 0.49, "left45": 0.49, "right45": 0.49, "right90": 0.70},
+                                 {"front": 0.50, "left45": 0.50, "right45": 0.50, "right90": 0.30})
+    assert b["views_nearer_atlas"] == 3 and not b["nearer_atlas"]
+
+
+@pytest.fixture(scope="module")
+def faceless_output(average_head):
+    """The average head as the input, and as the output the same head with its face ROI set to
+    background (the control too, so every view with a face decides and the deface rule holds)."""
+    before = Head(average_head["stored"], None)
+    after = face_removed_head(before, average_head["face_mask"], None)
+    return before, after
+
+
+def test_reface_fails_when_its_face_is_no_nearer_the_atlas_than_the_person(faceless_output):
+    """With the person's own head as "the atlas", the output is exactly as far from the atlas as
+    from the person in every view: the absolute and deface rules pass, the atlas rule fails reface
+    and is only recorded for warpface."""
+    before, after = faceless_output
+    atlas = atlas_head(before, before.nifti.get_fdata(dtype=float), None)
+    check, identity = identity_check(before, after, face_removed=after, atlas=atlas, atlas_decides=True)
+    record = identity["atlas"]
+    assert identity["relative"]["pass"] and identity["distance"] > face.IDENTITY_THRESHOLD
+    assert record["decides"] and record["nearer_atlas"] is False and record["views_nearer_atlas"] == 0
+    assert record["mean_to_atlas"] == pytest.approx(record["mean_to_person"], abs=1e-6)
+    assert len(record["views"]) == identity["views_compared"] >= 3
+    assert check["verdict"] == "fail" and "nearer the person than the atlas" in check["detail"]
+    check, identity = identity_check(before, after, face_removed=after, atlas=atlas, atlas_decides=False)
+    assert check["verdict"] == "pass" and identity["atlas"]["nearer_atlas"] is False and not identity["atlas"]["decides"]
+
+
+def test_reface_passes_when_its_face_is_the_atlas_face(faceless_output, average_head):
+    """With the output itself (placed on the input's grid, seen by the input's camera) as "the
+    atlas", the output is far nearer the atlas than the person in every deciding view."""
+    before, after = faceless_output
+    atlas = atlas_head(before, after.nifti.get_fdata(dtype=float), None)
+    assert atlas.renders.camera[1] == pytest.approx(before.renders.camera[1])  # framed by the input's camera
+    check, identity = identity_check(before, after, face_removed=after, atlas=atlas, atlas_decides=True)
+    record = identity["atlas"]
+    assert check["verdict"] == "pass" and "mean distance to the atlas face" in check["detail"]
+    assert record["nearer_atlas"] and record["views_nearer_atlas"] == len(record["views"]) >= 3
+    assert record["mean_to_atlas"] < 0.5 * record["mean_to_person"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from micanon import api
+from micanon.qc.request import QcRequest
 from qc_fixtures import SUBJECT, item, synthetic  # noqa: F401 - fixtures
 
 
@@ -25,3 +28,18 @@ def test_a_request_with_an_unknown_method_or_a_path_outside_its_folder_is_refuse
         assert not reply["ok"] and reply["error"]["kind"] == "bad_input", reply
     assert "not inside" in refused[2]["error"]["message"]
     assert "reference.input" in refused[3]["error"]["message"] and "reference" in refused[4]["error"]["message"]
+
+
+def test_an_items_atlas_head_is_an_absolute_path_or_null():
+    """``atlas_head`` (the atlas head on the input's grid, for reface and warpface) is optional,
+    parsed to a path, and refused when relative, naming the field."""
+    def parse(**change):
+        entry = {"input": "/d/sub-01/anat/sub-01_T1w.nii.gz", "output": "/w/out.nii", "output_name": "sub-01/anat/x.nii.gz",
+                 "method": "reface", "registration": {"flag": "ok"}, **change}
+        return QcRequest.from_json({"output_dir": "/o", "bids_dir": "/d", "subject": "01", "session": None,
+                                    "figures_dir": "/o/figures", "items": [entry]}).items[0]
+
+    assert parse().atlas_head is None and parse(atlas_head=None).atlas_head is None
+    assert parse(atlas_head="/w/qc_reference_desc-atlasHead_T1w.nii").atlas_head == Path("/w/qc_reference_desc-atlasHead_T1w.nii")
+    with pytest.raises(ValueError, match=r"items\[0\]\.atlas_head"):
+        parse(atlas_head="qc_reference_desc-atlasHead_T1w.nii")

@@ -188,6 +188,10 @@ def test_reface_against_the_original_fails_when_the_face_is_the_same(average_hea
     assert identity["threshold"] == face.IDENTITY_THRESHOLD and identity["distance"] is not None
     assert identity["distance"] <= face.IDENTITY_THRESHOLD
     assert record["status"] == "FAILED" and record["reason"].startswith("reface: distance")
+    # The atlas face is rendered by the original's camera and compared, as in the pipeline: this
+    # original is the atlas template itself, so the atlas is as near as the person.
+    assert identity["atlas"]["decides"] and not identity["atlas"]["nearer_atlas"]
+    assert set(record["renders"]["atlas"]) >= set(identity["atlas"]["views"])
 
 
 # ----------------------------------------------------------------------------- person A

@@ -87,6 +87,8 @@ export const contract = {
           guard_voxels: z.number().int(),
           brain_guard: path.nullable(),
           face_roi: path.nullable(),
+          /** The atlas head on the input's grid (reface, warpface): its renders are the atlas person in this camera (null: not compared). */
+          atlas_head: path.nullable().optional(),
           head_affine: matrix4.nullable(),
           registration: z.object({ flag: z.string(), metric: z.string().optional(), value: z.number().nullable().optional() }).loose(),
         }),

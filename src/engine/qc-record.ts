@@ -113,6 +113,8 @@ const rendersSchema = z.looseObject({
   input: viewMap(relativePath),
   output: viewMap(relativePath),
   slices: viewMap(relativePath),
+  /** reface, warpface: the atlas face the output is compared with, rendered by the input's camera (docs/identity.md). */
+  atlas: viewMap(relativePath).optional(),
   /** "mip": the slice figures are maximum intensity projections (an input with no head surface, e.g. a TOF angiogram). */
   projection: z.enum(['mip']).optional(),
 });

@@ -76,6 +76,8 @@ export const imageRecordSchema = z.union([
       /** Native masks written to the work folder for QC, and scanner -> atlas (RAS mm). */
       brain_guard_mask: z.string().nullable().optional(),
       face_roi_mask: z.string().nullable().optional(),
+      /** reface, warpface: the atlas head on the image's grid (the face they aim at, seen by QC in the image's camera). */
+      atlas_head_image: z.string().nullable().optional(),
       image_to_atlas: matrix4.nullable().optional(),
     })
     .loose(),

@@ -166,6 +166,7 @@ async function checkOutputs(
       guard_voxels: engineRecord?.guard_voxels ?? 0,
       brain_guard: engineRecord?.brain_guard_mask ?? null,
       face_roi: engineRecord?.face_roi_mask ?? null,
+      atlas_head: engineRecord?.atlas_head_image ?? null,
       head_affine: engineRecord?.image_to_atlas ?? null,
       registration: { flag: 'ok', ...(engineRecord?.registration ?? {}) },
     };

@@ -149,6 +149,7 @@ export async function writeOutputDir(outputDir: string, records: readonly QcReco
       ...Object.entries(record.renders.input).map(([view, rel]): [string, Buffer] => [rel, headPng(view, true)]),
       ...Object.entries(record.renders.output).map(([view, rel]): [string, Buffer] => [rel, headPng(view, record.status !== 'PASS')]),
       ...Object.entries(record.renders.slices).map(([name, rel]): [string, Buffer] => [rel, slicePng(name.includes('overlay'))]),
+      ...Object.entries(record.renders.atlas ?? {}).map(([view, rel]): [string, Buffer] => [rel, headPng(view, false)]),
     ];
     for (const [rel, bytes] of renders) {
       if (skipRenders.has(rel)) continue;

@@ -100,6 +100,15 @@ describe('writeParticipantReport', () => {
     expect(page.match(/<img /g)).toHaveLength(2 * (2 * RENDER_VIEWS.length + SLICE_FIGURES.length) - 3);
   });
 
+  it('shows the atlas face in the input\'s camera as a third row when QC rendered it', async () => {
+    const base = goodRecord({ method: 'reface' });
+    const atlas = Object.fromEntries(Object.keys(base.renders.input).map((view) => [view, `sub-01/figures/sub-01_T1w_atlas_${view}.png`]));
+    const { out, page } = await writtenPage([{ ...base, renders: { ...base.renders, atlas } }, goodRecord({ method: 'deface' })]);
+    expect(await brokenLinks(out, page)).toEqual([]);
+    expect(page.match(/<div class="row-label">Atlas<\/div>/g)).toHaveLength(1);
+    for (const file of Object.values(atlas)) expect(page).toContain(file);
+  });
+
   it('is self-contained: no script, no external resource, and no temporary file left', async () => {
     const { out, page } = await writtenPage(sessionRecords());
     expect(page).not.toMatch(/<script|<link|@import|https?:\/\//i);

@@ -81,7 +81,12 @@ function ordered(known: readonly string[], maps: ReadonlyArray<Record<string, un
 
 /** Every render path a set of records names (relative to qc_dir). */
 export function renderPaths(records: readonly QcRecord[]): string[] {
-  return records.flatMap((r) => [...Object.values(r.renders.input), ...Object.values(r.renders.output), ...Object.values(r.renders.slices)]);
+  return records.flatMap((r) => [
+    ...Object.values(r.renders.input),
+    ...Object.values(r.renders.output),
+    ...Object.values(r.renders.slices),
+    ...Object.values(r.renders.atlas ?? {}),
+  ]);
 }
 
 /** Names of the checks that failed, for the line under a FAILED output's title. */
@@ -114,6 +119,7 @@ function renderStrip(ctx: PageContext, record: QcRecord): Html {
 <div></div>${views.map((v) => html`<div class="col-label">${viewLabel(v)}</div>`)}
 ${row('Before', record.renders.input, 'before')}
 ${row('After', record.renders.output, 'after')}
+${record.renders.atlas ? row('Atlas', record.renders.atlas, 'the atlas face in this camera') : ''}
 </div>`;
 }
 

@@ -177,7 +177,8 @@ class NativeMasks:
     ``shell_weight``: the head's outer shell reface replaces besides the face (more than
     ``SHELL_MARGIN_MM`` beyond the guard, from the neck up, and the ears) and how much of the
     atlas each of its voxels may take; ``paste``: the atlas intensities reface pastes (the
-    template with its closed face).
+    template with its closed face). ``atlas_head``: that paste over the whole grid
+    (:func:`atlas_head_on_grid`), the atlas person in this image's camera for QC's identity check.
     """
 
     face_roi: np.ndarray
@@ -192,6 +193,20 @@ class NativeMasks:
     shell_zone: np.ndarray | None = None
     shell_weight: np.ndarray | None = None
     paste: np.ndarray | None = None
+    atlas_head: np.ndarray | None = None
+
+
+def atlas_head_on_grid(atlas: AtlasImages, shape, affine: np.ndarray, grid_to_atlas: np.ndarray) -> np.ndarray:
+    """The whole atlas head on a native grid (float32, atlas intensities, 0 beyond the atlas).
+
+    What reface pastes (:attr:`AtlasImages.paste`: the template with its closed face, air beyond
+    its skin) carried through the same affine fit as every atlas mask, over the whole grid: the
+    atlas person placed, sized and cut by the field of view as the image's own head is. Rendered
+    with the image's head affine it is the face reface aims at, seen by the image's camera
+    (QC's "nearer the atlas than the person"). Not intensity-matched: a render only sees the
+    surface at the volume's own skin level.
+    """
+    return pull_fraction(atlas.paste, atlas.affine, shape, affine, grid_to_atlas, intensities=True)
 
 
 def pull_fraction(
@@ -285,7 +300,7 @@ def pull_masks(
     brain on this grid, found without the atlas fit), grown by ``guard_mm`` in native mm.
     face_roi = voxels at least half face, less the guard. With ``with_face`` (reface,
     warpface) also brain_neck, the face zone, the head shell and the atlas intensities; without,
-    those are None (deface needs none of them). ``with_ears``: the ears ROI less the guard.
+    those are None (deface needs none of them); so is ``atlas_head`` (:func:`atlas_head_on_grid`). ``with_ears``: the ears ROI less the guard.
     ``with_shell`` (reface; needs ``with_face``): the head shell, its weights and the atlas intensities to paste.
     """
     zooms = zooms_of(affine)
@@ -305,11 +320,12 @@ def pull_masks(
     ears = None
     if with_ears and atlas.ears is not None and "ears" in atlas.boxes:
         ears = (pull("ears") >= FACE_FRACTION) & ~guard
-    brain_neck = zone = face = shell_zone = shell_weight = paste = None
+    brain_neck = zone = face = shell_zone = shell_weight = paste = atlas_head = None
     if with_face:
         brain_neck = (pull("brain_neck", outside=1.0) >= 0.5) | guard
         zone = ((pull("face_zone") >= 0.5) | face_roi) & ~brain_neck
         face = pull_fraction(atlas.closed_face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
+        atlas_head = atlas_head_on_grid(atlas, shape, affine, grid_to_atlas)
     if with_shell and with_face:
         shell_weight = _shell_fade(atlas.brain_floor_z, shape, grid_to_atlas @ affine)
         if atlas.ears is not None and "ears" in atlas.boxes:
@@ -322,5 +338,5 @@ def pull_masks(
         face_roi=face_roi, brain_guard=guard, brain_neck=brain_neck, face_zone=zone,
         face=face, guard_overlap=int(overlap.sum()), atlas_skin=atlas.skin if with_face else None,
         face_roi_in_native_brain=in_native_brain, ears=ears, shell_zone=shell_zone,
-        shell_weight=shell_weight, paste=paste,
+        shell_weight=shell_weight, paste=paste, atlas_head=atlas_head,
     )

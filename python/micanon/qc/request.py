@@ -41,7 +41,8 @@ class QcItem:
     ``input``/``output`` are files on one native grid; ``output_name`` is the output's final path
     relative to the dataset's output_dir, a name for the record (``output`` is a temporary name); ``brain_voxels_changed`` and
     ``guard_voxels`` are the engine's own counts; ``brain_guard``/``face_roi`` are native masks
-    (None when not available); ``head_affine`` maps the input's scanner RAS to atlas RAS (4x4).
+    (None when not available); ``head_affine`` maps the input's scanner RAS to atlas RAS (4x4);
+    ``atlas_head`` is the atlas head on the input's grid (reface, warpface; None: not compared).
     """
 
     input: Path
@@ -54,6 +55,7 @@ class QcItem:
     face_roi: Path | None
     head_affine: np.ndarray | None
     registration: Registration
+    atlas_head: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -164,4 +166,5 @@ def _item(entry: Any, n: int) -> QcItem:
         head_affine=head_affine,
         registration=Registration(str(registration.get("metric", "")), None if value is None else float(value), flag,
                                   registration.get("check") if isinstance(registration.get("check"), dict) else None),
+        atlas_head=_optional_path(entry.get("atlas_head"), f"{where}.atlas_head"),
     )

@@ -17,7 +17,7 @@ from micanon.qc.brain import brain_check, native_mask
 from micanon.qc.face_checks import deface_check, face_landmarks_removed
 from micanon.qc.figures import SeenImage, mask_figures, output_sagittal, see_image
 from micanon.qc.header import header_check
-from micanon.qc.identity import face_removed_head, identity_check
+from micanon.qc.identity import ATLAS_DECIDES, atlas_head, face_removed_head, identity_check
 from micanon.qc.registration import registration_check
 from micanon.qc.request import QcItem, QcRequest, inside
 from micanon.qc.seeing import Head, view_name
@@ -32,6 +32,7 @@ class _Run:
         self.inputs: dict[Path, SeenImage] = {}
         self.masks: dict[Path, np.ndarray] = {}
         self.removed: dict[tuple[Path, Path], Head] = {}
+        self.atlases: dict[tuple[Path, Path], tuple[Head, dict[str, str]]] = {}
         self.prefixes: set[str] = set()
 
     def figure(self, name: str, picture: np.ndarray) -> str:
@@ -70,6 +71,21 @@ class _Run:
             self.removed[key] = face_removed_head(source.head, roi, item.head_affine)
         return self.removed[key]
 
+    def atlas(self, source: SeenImage, item: QcItem, stem: str) -> tuple[Head | None, dict[str, str]]:
+        """:func:`atlas_head` of an input (the atlas person in its camera) and its renders' figures,
+        once per input and atlas head file; (None, {}) without one."""
+        if item.atlas_head is None:
+            return None, {}
+        key = (item.input, item.atlas_head)
+        if key not in self.atlases:
+            volume = read_image(item.atlas_head)
+            if volume.shape3d != source.head.stored.shape3d:
+                raise ValueError(f"qc: the atlas head {item.atlas_head} is not on the grid of {item.input}")
+            head = atlas_head(source.head, volume.real(0), item.head_affine)
+            figures = {view_name(v): self.figure(f"{stem}_atlas_{view_name(v)}", im) for v, im in head.renders.views.items()}
+            self.atlases[key] = (head, figures)
+        return self.atlases[key]
+
     def overlays(self, source: SeenImage, item: QcItem, stem: str) -> dict[str, str]:
         """masks_overlay and registration_overlay of an input, once per pair of mask files."""
         stored = source.head.stored
@@ -103,6 +119,7 @@ class _Run:
             else:
                 # The input's skin level, so both surfaces are cut at the same intensity.
                 after = Head(after_stored, item.head_affine, threshold=before.renders.skin.value)
+        atlas_views: dict[str, str] = {}
         with clock("face_s"):
             if item.method == "deface":
                 guard_mask = self.mask(item.brain_guard, before.stored, "brain guard")
@@ -111,7 +128,9 @@ class _Run:
                 face_check, identity = deface_check(before, after, unseen if after is None else "", landmarks), None
             else:
                 removed = None if after is None else self.face_removed(source, item)
-                face_check, identity = identity_check(before, after, unseen if after is None else "", removed)
+                atlas, atlas_views = (None, {}) if after is None else self.atlas(source, item, stem)
+                face_check, identity = identity_check(before, after, unseen if after is None else "", removed,
+                                                      atlas, atlas_decides=item.method in ATLAS_DECIDES)
         with clock("figures_s"):
             prefix = self.output_prefix(stem, item.method)
             output_views = {}
@@ -136,6 +155,7 @@ class _Run:
             "method": item.method,
             "checks": checks,
             "renders": {"input": dict(source.views), "output": output_views, "slices": slices,
+                        **({"atlas": atlas_views} if atlas_views else {}),
                         **({"projection": "mip"} if source.planes.project else {})},
         }
         return record, seconds

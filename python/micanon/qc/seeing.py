@@ -38,12 +38,13 @@ class Head:
     """One image file, read and rendered once, with the faces found in its views (cached)."""
 
     def __init__(self, stored: StoredImage, head_affine: np.ndarray | None, threshold: float | None = None,
-                 volume: np.ndarray | None = None):
+                 volume: np.ndarray | None = None, camera: tuple[np.ndarray, float] | None = None):
         self.stored = stored
         # Volume 0 in real units on the native grid (or ``volume`` on the same grid), shared by
         # the renders and the slices (the renderer zeroes NaNs in it, harmless to both).
         self.nifti = nib.Nifti1Image(stored.real(0) if volume is None else volume, stored.affine)
-        self.renders = render.render_views(self.nifti, head_affine=head_affine, threshold=threshold)
+        # ``camera``: another head's framing (render.HeadRenders.camera), to be seen exactly as it is.
+        self.renders = render.render_views(self.nifti, head_affine=head_affine, threshold=threshold, camera=camera)
         self._found: dict[tuple[str, str], list[face.Detection]] = {}
         self._descriptors: dict[str, np.ndarray | None] = {}
 
