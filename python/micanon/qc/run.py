@@ -127,8 +127,10 @@ class _Run:
                              if same_grid else None)
                 face_check, identity = deface_check(before, after, unseen if after is None else "", landmarks), None
             else:
-                removed = None if after is None else self.face_removed(source, item)
-                atlas, atlas_views = (None, {}) if after is None else self.atlas(source, item, stem)
+                # Both controls only serve views where the input shows a face: none, no controls.
+                compared = after is not None and any(before.descriptor(v) is not None for v in before.renders.views)
+                removed = self.face_removed(source, item) if compared else None
+                atlas, atlas_views = self.atlas(source, item, stem) if compared else (None, {})
                 face_check, identity = identity_check(before, after, unseen if after is None else "", removed,
                                                       atlas, atlas_decides=item.method in ATLAS_DECIDES)
         with clock("figures_s"):
