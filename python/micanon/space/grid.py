@@ -94,11 +94,15 @@ def edt_mm(inside: np.ndarray, zooms) -> np.ndarray:
 # dilate_mm unites shifted copies of the mask while the ball needs at most this many of them
 # (each a pass over bytes); past that one distance transform (~500 such passes) is cheaper.
 BALL_PASSES = 300
+# ... and while the ball spans at most this many voxels along axis 0 (a run of each length is
+# kept at once: as many copies of the box).
+BALL_RUNS = 24
 
 
-def _ball_offsets(zooms: np.ndarray, mm: float) -> dict[tuple[int, int], int]:
+def _ball_offsets(zooms: np.ndarray, mm: float) -> dict[tuple[int, int], int] | None:
     """For each offset (n1, n2) along axes 1 and 2 (n1 signed, n2 >= 0), the largest n0 >= 0 whose
-    voxel offset (n0, n1, n2) lies within ``mm``, measured exactly as ``edt_mm`` measures it."""
+    voxel offset (n0, n1, n2) lies within ``mm``, measured exactly as ``edt_mm`` measures it.
+    None when the ball is too large to pay (``BALL_PASSES``, ``BALL_RUNS``)."""
     def square(n: int, axis: int) -> np.float64:
         d = np.float64(n) * zooms[axis]
         return d * d
@@ -114,6 +118,8 @@ def _ball_offsets(zooms: np.ndarray, mm: float) -> dict[tuple[int, int], int]:
             if not within(*n):
                 break
             reach[axis] += 1
+    if reach[0] > BALL_RUNS or (2 * reach[1] + 1) * (reach[2] + 1) + 2 * reach[0] + 2 * reach[2] + 1 > BALL_PASSES:
+        return None
     out = {}
     for n2 in range(reach[2] + 1):
         for n1 in range(-reach[1], reach[1] + 1):
@@ -178,7 +184,7 @@ def dilate_mm(mask: np.ndarray, zooms, mm: float) -> np.ndarray:
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     out = np.zeros_like(mask)
     offsets = _ball_offsets(zooms, mm) if mask.ndim == 3 else None
-    if offsets is not None and len(offsets) + 2 * max(offsets.values()) + max(n2 for _, n2 in offsets) <= BALL_PASSES:
+    if offsets is not None:
         out[box] = _ball_dilate(mask[box], offsets)
     else:
         out[box] = edt_mm(~mask[box], zooms) <= mm
