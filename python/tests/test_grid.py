@@ -54,3 +54,19 @@ def test_dilate_mm_edges():
     grown = grid.dilate_mm(one, (1, 1, 1), 1.0)
     assert grown.sum() == 4 and grown[1, 0, 0] and grown[0, 1, 0] and grown[0, 0, 1] and not grown[4, 0, 0]
     assert np.array_equal(grid.dilate_mm(one, (1, 1, 1), 0.0), one)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_resample_reads_a_mask_as_its_float32_copy(order):
+    mask = _blobs((30, 34, 28), seed=7)
+    affine = np.diag([1.0, 0.98, 0.98, 1.0])
+    target = np.array([[0.0, -0.9, 0.1, 30.0], [0.85, 0.0, 0.0, -2.0], [0.05, 0.0, 2.4, 1.0], [0, 0, 0, 1]])
+    move = np.eye(4)
+    move[:3, 3] = (0.3, -1.7, 0.45)
+    for cval in (0.0, 1.0):
+        copy = grid.resample(mask.astype(np.float32), affine, (33, 31, 12), target, move, order=order, cval=cval)
+        assert copy.dtype == np.float32
+        for same in (mask, mask.astype(np.uint8), mask.astype(np.int16)):
+            assert grid.resample(same, affine, (33, 31, 12), target, move, order=order, cval=cval).tobytes() == copy.tobytes()
+    values = np.random.default_rng(1).normal(size=mask.shape)  # float64 is read through float32, as before
+    assert grid.resample(values, affine, (9, 9, 9), affine).tobytes() == grid.resample(values.astype(np.float32), affine, (9, 9, 9), affine).tobytes()

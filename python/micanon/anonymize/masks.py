@@ -220,7 +220,7 @@ def pull_fraction(
     sub_shape = tuple(int(n) for n in hi - lo)
     sub_affine = affine.copy()
     sub_affine[:3, 3] = (affine @ np.r_[lo, 1.0])[:3]
-    values = mask.astype(np.float32, copy=False)
+    values = mask if mask.dtype == bool else mask.astype(np.float32, copy=False)  # resample reads a bool mask as it is
     factor = np.clip(np.ceil(zooms_of(affine) / zooms_of(mask_affine)), 1, 4).astype(int)
     if intensities:
         out[tuple(slice(a, b) for a, b in zip(lo, hi))] = resample(values, mask_affine, sub_shape, sub_affine, grid_to_atlas)

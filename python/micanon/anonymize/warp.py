@@ -202,7 +202,7 @@ def warp_sampling(warp: FaceWarp, shape, affine: np.ndarray, image_to_t1w: np.nd
     # voxels whose nearest node is within one node of a moving node are all there is to look at
     # (a third of the box on a head; the others keep their value anyway).
     moves = ndimage.binary_dilation((warp.displacement != 0).any(-1), structure=np.ones((3, 3, 3), bool))
-    reach = resample(moves.astype(np.float32), warp.affine, shape, affine, image_to_t1w, order=0) > 0
+    reach = resample(moves, warp.affine, shape, affine, image_to_t1w, order=0) > 0
     idx = np.argwhere(reach)
     world = idx @ affine[:3, :3].T + affine[:3, 3]
     q = world @ image_to_t1w[:3, :3].T + image_to_t1w[:3, 3]

@@ -31,11 +31,21 @@ def resample(
     """
     world = np.eye(4) if target_to_data is None else target_to_data
     vox = np.linalg.inv(data_affine) @ world @ affine
-    out = ndimage.affine_transform(
-        np.asarray(data, dtype=np.float32), vox[:3, :3], vox[:3, 3], output_shape=tuple(shape),
+    data = np.asarray(data)
+    if data.dtype == bool:
+        data = data.view(np.uint8)
+    if data.dtype not in _EXACT_IN_FLOAT32:
+        data = data.astype(np.float32)
+    # Small integer types go in as they are: interpolation reads every value as a double, so a
+    # mask sampled as uint8 gives the float32 copy's result bit for bit without that copy.
+    return ndimage.affine_transform(
+        data, vox[:3, :3], vox[:3, 3], output_shape=tuple(shape), output=np.float32,
         order=order, mode="constant", cval=cval, prefilter=False,
     )
-    return out.astype(np.float32, copy=False)
+
+
+# Types whose every value a float32 holds exactly (so converting them first changes nothing).
+_EXACT_IN_FLOAT32 = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
 
 
 def coarse_grid(shape: tuple[int, ...], affine: np.ndarray, voxel_mm: float) -> tuple[tuple[int, int, int], np.ndarray]:
