@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from micanon.render import pick_skin_threshold
-from micanon.space.grid import bounding_box, dilate_mm, resample, zooms_of
+from micanon.space.grid import bounding_box, dilate_mm, edt_mm, resample, zooms_of
 
 # Voxels this far (mm) around the atlas face ROI, outside the head, are replaced by reface
 # too: the person's nose or chin may stick out beyond the atlas face, into atlas "air".
@@ -153,10 +153,10 @@ def close_face_skin(template: np.ndarray, face: np.ndarray, zooms, skin: float) 
     pad = np.ceil((CLOSE_FACE_MM + 2) / zooms).astype(int)
     box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face.shape)))
     tissue = ndimage.binary_opening(template[box] > skin)
-    far_outside = ndimage.distance_transform_edt(~tissue, sampling=zooms) > CLOSE_FACE_MM
+    far_outside = ~dilate_mm(tissue, zooms, CLOSE_FACE_MM)
     # >= (not >): a voxel exactly CLOSE_FACE_MM from the far air is on the closed surface
-    closed = (ndimage.distance_transform_edt(~far_outside, sampling=zooms) >= CLOSE_FACE_MM) | tissue
-    depth = ndimage.distance_transform_edt(closed, sampling=zooms)
+    closed = (edt_mm(~far_outside, zooms) >= CLOSE_FACE_MM) | tissue
+    depth = edt_mm(closed, zooms)
     shell = closed & (depth <= SKIN_SHELL_MM)
     level = float(np.median(template[box][tissue & shell]))
     sub = out[box]
@@ -235,7 +235,7 @@ def pull_fraction(
     sub_shape = tuple(int(n) for n in hi - lo)
     sub_affine = affine.copy()
     sub_affine[:3, 3] = (affine @ np.r_[lo, 1.0])[:3]
-    values = mask.astype(np.float32, copy=False)
+    values = mask if mask.dtype == bool else mask.astype(np.float32, copy=False)  # resample reads a bool mask as it is
     factor = np.clip(np.ceil(zooms_of(affine) / zooms_of(mask_affine)), 1, 4).astype(int)
     if intensities:
         out[tuple(slice(a, b) for a, b in zip(lo, hi))] = resample(values, mask_affine, sub_shape, sub_affine, grid_to_atlas)

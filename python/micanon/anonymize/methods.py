@@ -12,7 +12,7 @@ from scipy import ndimage
 from micanon.anonymize.masks import NativeMasks
 from micanon.anonymize.warp import WarpSampling
 from micanon.render import pick_skin_threshold
-from micanon.space.grid import bounding_box, distance_inside_mm
+from micanon.space.grid import bounding_box, dilate_mm, distance_inside_mm, edt_mm
 
 # reface blends the atlas face in over this distance from the replaced zone's edge, so where the
 # person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
@@ -93,16 +93,16 @@ def deface_plate(volume: np.ndarray, face_roi: np.ndarray, zooms) -> tuple[np.nd
     pad = np.ceil((ENVELOPE_CLOSE_MM + PLATE_MM + 2) / zooms).astype(int)
     box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face_roi.shape)))
     tissue = volume[box] > skin.value
-    grown = ndimage.distance_transform_edt(~tissue, sampling=zooms) <= ENVELOPE_CLOSE_MM
-    envelope = (ndimage.distance_transform_edt(grown, sampling=zooms) > ENVELOPE_CLOSE_MM) | tissue
+    grown = dilate_mm(tissue, zooms, ENVELOPE_CLOSE_MM)
+    envelope = (edt_mm(grown, zooms) > ENVELOPE_CLOSE_MM) | tissue
     roi = face_roi[box]
     kept = envelope & ~roi
     if not kept.any():
         return plate, None
     thickness = max(PLATE_MM, 2.0 * float(zooms.max()))  # at least two voxels: one leaks between diagonals
-    near_kept = ndimage.distance_transform_edt(~kept, sampling=zooms) <= thickness
+    near_kept = dilate_mm(kept, zooms, thickness)
     plate[box] = roi & envelope & near_kept
-    values = volume[box][kept & tissue & (ndimage.distance_transform_edt(~roi, sampling=zooms) <= 2 * thickness)]
+    values = volume[box][kept & tissue & dilate_mm(roi, zooms, 2 * thickness)]
     if values.size == 0:
         return plate, None
     return plate, float(np.median(values))
