@@ -23,9 +23,8 @@ def instrument(stages: Stages, output_paths: set[str]) -> None:
     """Wrap the functions micanon.session calls so each call is timed under its stage."""
     from micanon import session
     from micanon.anonymize import guard
-from micanon.anonymize import masks as atlas_masks
-from micanon.anonymize import warp as warps
     from micanon.anonymize import methods as face_methods
+    from micanon.anonymize import warp as warps
 
     state = {"current": "T1w"}
 
@@ -68,7 +67,7 @@ def run_qc(records: list[dict], bids: str, out_dir: str, stages: Stages) -> dict
         "input": os.path.abspath(r["input"]), "output": os.path.abspath(r["output"]), "output_name": Path(r["output"]).name, "method": r["method"],
         "brain_voxels_changed": r["brain_voxels_changed"], "guard_voxels": r["guard_voxels"],
         "brain_guard": r.get("brain_guard_mask"), "face_roi": r.get("face_roi_mask"),
-        "head_affine": r.get("image_to_atlas"), "registration": {"flag": "ok", **(r.get("registration") or {})},
+        "head_affine": r.get("image_to_atlas"), "atlas_head": r.get("atlas_head_image"), "registration": {"flag": "ok", **(r.get("registration") or {})},
     } for r in records if "output" in r]
     reply = qc.check_outputs(qc.QcRequest.from_json({
         "output_dir": out_dir, "bids_dir": os.path.abspath(bids), "subject": "bench", "session": None,
