@@ -224,6 +224,7 @@ async function stagesFromLogs(outDir, wall) {
   const stages = { ...(record.timings ?? {}) };
   const session = stages.session ?? null;
   delete stages.session;
+  delete stages.wall; // the session's wall clock, not a stage
   if (callMs !== null) stages['CLI + engine start + sidecars + report'] = wall - callMs / 1000 - (stages.qc ?? 0);
   const rounded = Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== null).map(([k, v]) => [k, Math.round(v * 100) / 100]));
   return {
