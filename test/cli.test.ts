@@ -63,6 +63,14 @@ describe('micanon command line', () => {
     expect(run.stderr).toMatch(/bids-validator 3\.0\.2 \(schema [^)]+\) on the input .*: [1-9]\d* error\(s\).*nothing was done/);
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(path.join(root, 'work'))).toEqual([]);
+    // An excluded participant's errors do not stop the others: sub-02 is valid, and with sub-01
+    // excluded the validator passes and the run goes on, here as far as the engine, which
+    // refuses the folder given as atlas.
+    mkdirSync(path.join(bids, 'sub-02', 'anat'), { recursive: true });
+    writeTinyNifti(path.join(bids, 'sub-02', 'anat', 'sub-02_T1w.nii.gz'), tiny);
+    const excluded = await runCli('micanon', [bids, out, 'participant', '--exclude-participant-label', '01', '--atlas', root]);
+    expect(excluded.stderr).toMatch(/bids-validator 3\.0\.2 \(schema [^)]+\) on the input .* \(sub-02\): 0 error\(s\)/);
+    expect(excluded.exitCode, excluded.all).toBe(65);
     // --skip-bids-validation lets the run go on, here as far as the engine, which refuses the folder given as atlas.
     const skipped = await runCli('micanon', [bids, out, 'participant', '--skip-bids-validation', '--atlas', root]);
     expect(skipped.stderr).toContain('BIDS validation skipped (--skip-bids-validation)');

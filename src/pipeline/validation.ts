@@ -7,11 +7,12 @@
  * output are micanon's failure (exit 1), named in the log, the run record and the QC pages.
  * Warnings go to the log (a count per code at info, each one at verbose) and to the records.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { checkDataset } from '../bids/validate.js';
 import { issueLine, reportSummary, runBidsValidator, type ValidatorReport } from '../bids/validator.js';
 import { checkScrubOptions } from '../bids/sidecar.js';
+import { selectLabels } from '../bids/selection.js';
 import type { RunConfig } from '../config.js';
 import { MicanonError } from '../errors.js';
 import { log } from '../log.js';
@@ -52,7 +53,7 @@ export async function validateInput(config: RunConfig, tempRoot: string): Promis
     return null;
   }
   for (const p of await checkDataset(config.bidsDir)) log.warn(`BIDS: ${p.path}: ${p.message}`);
-  const report = await runBidsValidator(config.bidsDir, { participants: config.participantLabels ?? [], tempRoot });
+  const report = await runBidsValidator(config.bidsDir, { participants: selectedParticipants(config), tempRoot });
   const what = `the input ${config.bidsDir}${report.participants.length ? ` (sub-${report.participants.join(', sub-')})` : ''}`;
   if (report.errors.length > 0) {
     logIssues(report, 'error', SHOWN_ERRORS);
@@ -61,6 +62,24 @@ export async function validateInput(config: RunConfig, tempRoot: string): Promis
   log.info(reportSummary(what, report));
   logIssues(report, 'error', SHOWN_ERRORS);
   return report;
+}
+
+/**
+ * The participants the run takes, for the validator (empty: all): --participant-label less
+ * --exclude-participant-label, so an excluded participant's problems never stop the others.
+ * A selection that names no participant is left to discovery, which says so (exit 18).
+ */
+function selectedParticipants(config: RunConfig): string[] {
+  const include = config.participantLabels ?? [];
+  if (config.excludeParticipantLabels.length === 0) return [...include];
+  const present = readdirSync(config.bidsDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && entry.name.startsWith('sub-'))
+    .map((entry) => entry.name.slice(4));
+  try {
+    return selectLabels(present, { include, exclude: config.excludeParticipantLabels }, 'sub', config.bidsDir);
+  } catch {
+    return [...include];
+  }
 }
 
 /** The layouts whose output is a BIDS dataset (micapipe's is its own folder tree). */
