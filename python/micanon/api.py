@@ -226,10 +226,9 @@ def handshake(_request: dict[str, Any]) -> dict[str, Any]:
 
 # The image stack (ANTsPy, SciPy, the QC's detectors) takes seconds to import. The first session
 # would pay it before its brain extraction could start; imported in the background from the
-# handshake on, it overlaps the CLI's BIDS validation and discovery instead. A call that needs a
-# module first simply waits for the import under way (Python's per-module import locks).
-# Every call waits for those imports to end first, so no two threads ever import at once (two
-# threads entering an import cycle from both ends would deadlock).
+# handshake on, it overlaps the CLI's BIDS validation and discovery instead. Every call waits for
+# those imports to end first, so no two threads ever import at once (two threads entering an
+# import cycle from both ends would deadlock).
 _WARM_MODULES = ("micanon.session", "micanon.qc")
 _WARMING: list = []
 

@@ -135,6 +135,7 @@ def anonymize_session(
     timings = _Timings()
 
     fits: dict[str, SessionRegistration | Exception] = {}
+    read_while_fitting: dict[str, StoredImage] = {}  # each other image is read once
     try:
         start = time.perf_counter()
         t1w = read_image(reference)
@@ -151,7 +152,8 @@ def anonymize_session(
 
         def register_others() -> None:
             for entry in others:
-                fits[entry["path"]] = _fit_other(entry, fits, t1w_volume, t1w.affine, seed, work_dir, log, timings)
+                fits[entry["path"]] = _fit_other(entry, fits, read_while_fitting, t1w_volume, t1w.affine, seed,
+                                                 work_dir, log, timings)
 
         reference_fit = fit_reference(t1w_volume, t1w.affine, atlas_images, robust=robust, seed=seed, work_dir=work_dir,
                                       log=log, reference_is_t1w=reference_is_t1w, timings=timings,
@@ -199,9 +201,11 @@ def anonymize_session(
             fit = fits[path]
             if isinstance(fit, Exception):
                 raise fit
-            start = time.perf_counter()
-            stored = read_image(path)
-            timings.add("read", start)
+            stored = read_while_fitting.pop(path, None)
+            if stored is None:  # fitted through its partner
+                start = time.perf_counter()
+                stored = read_image(path)
+                timings.add("read", start)
             start = time.perf_counter()
             item = _prepare(stored, fit.image_to_t1w, fit, atlas_images, atlas_fit.native_to_atlas, methods, brain, remove_ears)
             timings.add("masks", start)
@@ -220,11 +224,12 @@ def anonymize_session(
     return {"reference": reference_record, "images": records, "timings": dict(timings)}
 
 
-def _fit_other(entry: dict, fits: dict, t1w_volume, t1w_affine, seed, work_dir, log,
+def _fit_other(entry: dict, fits: dict, read: dict, t1w_volume, t1w_affine, seed, work_dir, log,
                timings: _Timings) -> SessionRegistration | Exception:
     """One other image's rigid fit to the reference (or its partner's, e.g. the inv1 of a T1map,
     computed once and shared); the exception instead of the fit when it cannot be read or fitted,
-    so that one bad image stops only its own outputs."""
+    so that one bad image stops only its own outputs. An image read to be fitted is kept in
+    ``read`` for its methods."""
     path = entry["path"]
     start = time.perf_counter()
     try:
@@ -237,7 +242,10 @@ def _fit_other(entry: dict, fits: dict, t1w_volume, t1w_affine, seed, work_dir, 
         elif isinstance(fits.get(path), SessionRegistration):  # another image's partner, fitted already
             fit = fits[path]
         else:
-            stored = read_image(path)
+            read_start = time.perf_counter()
+            stored = read[path] = read_image(path)
+            timings.add("read", read_start)
+            start = time.perf_counter()
             fit = register_to_t1w(stored.real(0), stored.affine, t1w_volume, t1w_affine, seed=seed, work_dir=work_dir)
     except Exception as exc:  # noqa: BLE001 - recorded against this image's outputs
         return exc
