@@ -170,7 +170,9 @@ def anonymize_session(
         try:
             log("computing the face warp")
             start = time.perf_counter()
-            # The warp's target is the atlas face alone: warpface reshapes the face, the shell stays.
+            # The warp's target is the atlas face alone: warpface reshapes the face; the shell is
+            # pasted afterwards (face_methods.warpface). Aimed at the refaced shell too, the brow
+            # pulls so hard that A's warp folds and, halved until it does not, keeps more of A.
             refaced = face_methods.reface(t1w_volume, t1_item.masks, t1w.zooms, shell=False)
             warp = warps.face_warp(
                 t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
@@ -265,7 +267,7 @@ def _prepare(stored: StoredImage, image_to_t1w, fit, atlas_images, native_to_atl
         atlas_images, stored.shape3d, stored.affine,
         native_to_atlas @ image_to_t1w, guard_mm=guard.margin_mm(brain.ok),
         with_face=bool({"reface", "warpface"} & set(methods)), native_brain=own_brain,
-        with_ears=remove_ears and "deface" in methods, with_shell="reface" in methods,
+        with_ears=remove_ears and "deface" in methods, with_shell=bool({"reface", "warpface"} & set(methods)),
     )
     return _Image(
         stored=stored, image_to_t1w=image_to_t1w, registration=fit, masks=masks,
@@ -415,7 +417,7 @@ def _apply(item: _Image, method: str, sampling) -> np.ndarray:
         if method == "reface":
             out = face_methods.reface(real, item.masks, stored.zooms)
         else:
-            out = face_methods.warpface(real, sampling)
+            out = face_methods.warpface(real, sampling, item.masks, stored.zooms)
         volumes.append(to_stored(out, stored))
     if stored.raw.ndim == 3:
         return volumes[0]

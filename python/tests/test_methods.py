@@ -296,3 +296,46 @@ def test_a_rough_field_is_smoothed_until_its_flow_does_not_fold():
     assert warps.jacobian_determinant(disp, box_affine).min() > 0
     assert not disp[:, :, :5].any()
     assert np.abs(disp).max() > 0.5
+
+
+def test_a_field_that_still_folds_after_smoothing_is_halved_and_then_refused(monkeypatch):
+    box_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    x = np.indices((30, 30, 30))[0] * 2.0
+    velocity = np.zeros((30, 30, 30, 3), np.float32)
+    velocity[..., 0] = 8.0 * np.exp(-((x - 30.0) / 8.0) ** 2)  # a smooth push of up to 8 mm
+    full = np.abs(warps.flow(velocity, box_affine)).max()
+    real_jacobian = warps.jacobian_determinant
+
+    def folds_beyond(limit_mm):
+        # a stand-in for "this field folds": any displacement beyond limit_mm counts as folded
+        return lambda disp, affine: real_jacobian(disp, affine) - (np.abs(disp).max() > limit_mm)
+
+    monkeypatch.setattr(warps, "jacobian_determinant", folds_beyond(0.3 * full))
+    disp = warps.unfolded_flow(velocity, box_affine)
+    assert 0.1 * full < np.abs(disp).max() <= 0.3 * full, "weakened by halving, not dropped"
+    monkeypatch.setattr(warps, "jacobian_determinant", folds_beyond(full * 0.5 ** (warps.WARP_HALVINGS + 2)))
+    with pytest.raises(ValueError, match="halvings"):
+        warps.unfolded_flow(velocity, box_affine)
+
+
+def test_warpface_pastes_the_shell_as_reface_does_around_the_person_s_own_face(native):
+    data, affine, _, masks = native
+    zooms = zooms_of(affine)
+    still = warps.warp_sampling(warps.FaceWarp(np.zeros((4, 4, 4, 3), np.float32), np.eye(4)), data.shape, affine, np.eye(4))
+    assert not still.moved.any()
+    out = face_methods.warpface(data, still, masks, zooms)
+    refaced = face_methods.reface(data, masks, zooms)
+    # the face zone keeps the (here unwarped) face; the guard and everything kept are the input's
+    assert np.array_equal(out[masks.face_zone], data[masks.face_zone])
+    kept = ~(masks.face_zone | masks.shell_zone)
+    assert np.array_equal(out[kept], data[kept])
+    assert np.array_equal(out[masks.brain_guard], data[masks.brain_guard])
+    # away from the face the shell is reface's, bit for bit; next to it the atlas fades in
+    from_face = grid.edt_mm(~masks.face_zone, zooms)
+    far = masks.shell_zone & (from_face > 2 * face_methods._feather(zooms))
+    near = masks.shell_zone & (from_face < 0.5 * face_methods._feather(zooms)) & (np.abs(refaced - data) > 5)
+    assert far.sum() > 100 and near.sum() > 20
+    assert np.array_equal(out[far], refaced[far])
+    assert np.abs(out[near] - data[near]).mean() < 0.6 * np.abs(refaced[near] - data[near]).mean()
+    # without the shell in the masks, warpface is the warp alone
+    assert np.array_equal(face_methods.warpface(data, still), data.astype(np.float32))

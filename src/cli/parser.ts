@@ -54,8 +54,8 @@ const number = (name: string) => (value: string) => {
 
 export const methodHelp =
   'deface zeroes the face and covers the cut with an even plate (no face left; the default, as OpenNeuro-style sharing expects); ' +
-  'reface pastes the atlas face, ears and scalp, intensity-matched; warpface warps the own face toward the atlas face and keeps ' +
-  'the person\'s skin texture, ears and scalp: it can still be recognised, and QC refuses such an output';
+  'reface pastes the atlas face, ears and scalp, intensity-matched; warpface warps the own face toward the atlas face (ears and ' +
+  'scalp pasted as reface does) and keeps the person\'s own skin in the face: it can still be recognised, and QC refuses such an output';
 
 /** The commands other than the BIDS-App levels (src/cli/micanon.ts dispatches them). */
 export const subcommandsHelp = `

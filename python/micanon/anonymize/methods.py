@@ -179,16 +179,42 @@ def reface(volume: np.ndarray, masks: NativeMasks, zooms, shell: bool = True) ->
     # The face and the shell are matched apart (each over its own voxels): the face's levels are
     # not the scalp's, and lips matched over the whole head fall below the skin as holes.
     weight = _shell_weight(face_zone, masks, zooms)
-    shell_zone = masks.shell_zone
-    shell_sample = shell_zone & (weight >= 0.5)
-    if shell_sample.sum() < 100:
-        shell_sample = shell_zone
-    for zone, sample in ((face_zone, face_sample), (shell_zone, shell_sample)):
-        mapping = intensity_map(masks.paste[sample], volume[sample], masks.atlas_skin, skin_value)
-        pasted = mapping(masks.paste[zone]) + scan_noise(volume, sample, mapping(masks.paste[zone]), skin_value)
-        w = weight[zone]
-        out[zone] = w * pasted + (1 - w) * out[zone]
+    _paste(out, volume, face_zone, face_sample, weight, masks, skin_value)
+    _paste(out, volume, masks.shell_zone, _shell_sample(masks.shell_zone, weight), weight, masks, skin_value)
     return out
+
+
+def replace_shell(out: np.ndarray, volume: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
+    """``out`` with the head's outer shell and the ears replaced by the atlas's, as :func:`reface`
+    replaces them (same zone, weights, intensity match to ``volume`` and noise); the face zone
+    and everything else keep ``out``'s values. ``out`` unchanged without a shell."""
+    if masks.shell_zone is None or masks.paste is None or not masks.shell_zone.any():
+        return out
+    skin = pick_skin_threshold(volume, tuple(float(z) for z in zooms))
+    weight = _shell_weight(masks.face_zone, masks, zooms)
+    shell = masks.shell_zone
+    sample = _shell_sample(shell, weight)  # reface's: the same intensity match
+    # The face zone keeps the person's own (warped) face, whose brow and temples are not the atlas's:
+    # the shell takes the atlas only gradually away from it, as reface's zone edges do.
+    weight[shell] *= np.clip(edt_mm(~masks.face_zone, zooms)[shell] / _feather(zooms), 0, 1)
+    out = out.astype(np.float32, copy=True)
+    _paste(out, volume, shell, sample, weight, masks, skin.value if skin.ok else None)
+    return out
+
+
+def _shell_sample(shell_zone: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    sample = shell_zone & (weight >= 0.5)
+    return sample if sample.sum() >= 100 else shell_zone
+
+
+def _paste(out: np.ndarray, volume: np.ndarray, zone: np.ndarray, sample: np.ndarray, weight: np.ndarray,
+           masks: NativeMasks, skin_value: float | None) -> None:
+    """Blend the atlas (``masks.paste``, matched to ``volume`` over ``sample``, with the scan's noise)
+    into ``out`` over ``zone`` by ``weight``, in place."""
+    mapping = intensity_map(masks.paste[sample], volume[sample], masks.atlas_skin, skin_value)
+    pasted = mapping(masks.paste[zone]) + scan_noise(volume, sample, mapping(masks.paste[zone]), skin_value)
+    w = weight[zone]
+    out[zone] = w * pasted + (1 - w) * out[zone]
 
 
 def _shell_weight(face_zone: np.ndarray, masks: NativeMasks, zooms) -> np.ndarray:
@@ -249,11 +275,16 @@ def _feather(zooms) -> float:
 # ----------------------------------------------------------------------------- warpface
 
 
-def warpface(volume: np.ndarray, sampling: WarpSampling) -> np.ndarray:
-    """Real-valued volume with its face voxels resampled through the face warp (native grid)."""
+def warpface(volume: np.ndarray, sampling: WarpSampling, masks: NativeMasks | None = None, zooms=None) -> np.ndarray:
+    """Real-valued volume with its face voxels resampled through the face warp (native grid), and
+    (with ``masks`` holding the shell) the ears and the head's outer shell replaced as
+    :func:`reface` replaces them (:func:`replace_shell`): the warp reshapes the face only, and
+    a person's ears, scalp and the scan's own skin texture there identify a profile view."""
     out = volume.astype(np.float32, copy=True)
     if sampling.coords.size:
         out[sampling.moved] = ndimage.map_coordinates(
             volume.astype(np.float32), sampling.coords, order=3, mode="nearest", prefilter=True,
         )
+    if masks is not None:
+        out = replace_shell(out, volume, masks, zooms)
     return out

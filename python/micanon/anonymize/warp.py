@@ -31,6 +31,8 @@ WARP_SMOOTHINGS = 5
 # is what identifies a render; intensities inside the face (fat, muscle, the atlas's blurred
 # eyes) pulled the old warp toward matching textures and left the person's surface half-moved.
 SURFACE_CLIP_MM = 15.0
+# ... and a field that folds after those smoothings is halved, at most this many times.
+WARP_HALVINGS = 4
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def unfolded_flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """:func:`flow` of ``velocity``, checked for folds; smoothed and integrated again while it folds.
 
     A rough field can still fold once resampled on the grid; it is smoothed by one grid step
-    (staying zero where it was zero) up to ``WARP_SMOOTHINGS`` - 1 times, then refused.
+    (staying zero where it was zero) up to ``WARP_SMOOTHINGS`` - 1 times, then halved up to
+    ``WARP_HALVINGS`` times, then refused.
     """
     still = ~(velocity != 0).any(-1)
     for _ in range(WARP_SMOOTHINGS):
@@ -126,7 +129,13 @@ def unfolded_flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:
             return displacement
         velocity = np.stack([ndimage.gaussian_filter(velocity[..., c], 1.0) for c in range(3)], -1)
         velocity[still] = 0.0
-    raise ValueError(f"the face warp folds even after {WARP_SMOOTHINGS - 1} smoothings")
+    # Still folding: a weaker warp that does not fold beats no output; QC judges what it leaves.
+    for _ in range(WARP_HALVINGS):
+        velocity = velocity * 0.5
+        displacement = flow(velocity, affine)
+        if jacobian_determinant(displacement, affine).min() > 0:
+            return displacement
+    raise ValueError(f"the face warp folds even after {WARP_SMOOTHINGS - 1} smoothings and {WARP_HALVINGS} halvings")
 
 
 def flow(velocity: np.ndarray, affine: np.ndarray) -> np.ndarray:

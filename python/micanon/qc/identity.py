@@ -13,7 +13,7 @@ grid through the fit (``QcItem.atlas_head``: what reface pastes, over the whole 
 the input's camera; over the deciding views, the output's mean distance to that atlas face must be
 below its mean distance to the input's face. The mean, as for deface: one render's noise must not
 decide alone. It decides for reface and warpface (``ATLAS_DECIDES``): warpface aims its face at the
-same atlas face (it keeps the person's scalp and ears, which weigh in the profile views only). On
+same atlas face, and pastes the atlas's ears and scalp around it as reface does. On
 persons A and B it flips no verdict: reface is 0.31-0.33 nearer the atlas; A's warpface, nearer its
 person, already fails the absolute rule (docs/identity.md has the figures).
 """
