@@ -339,3 +339,22 @@ def test_warpface_pastes_the_shell_as_reface_does_around_the_person_s_own_face(n
     assert np.abs(out[near] - data[near]).mean() < 0.6 * np.abs(refaced[near] - data[near]).mean()
     # without the shell in the masks, warpface is the warp alone
     assert np.array_equal(face_methods.warpface(data, still), data.astype(np.float32))
+
+
+def test_the_ears_box_is_replaced_whole_and_fades_out_beyond_its_faces(synthetic_atlas):
+    data, affine, _ = make_subject()
+    atlas = load_atlas_images(synthetic_atlas)
+    # the shell's own fade toward the neck put above the head: only the ears weigh in, as below
+    # the fade on a real head, where a step at the box's floor showed as a ridge under the ear lobe
+    atlas.__dict__["brain_floor_z"] = 1000.0
+    masks = atlas_masks.pull_masks(atlas, data.shape, affine, atlas_from_subject(), guard_mm=GUARD_MM, with_face=True,
+                                   with_shell=True, with_ears=True)
+    zooms = zooms_of(affine)
+    assert masks.ears is not None and masks.ears.any()
+    assert (masks.shell_weight[masks.ears] == 1).all()
+    beyond = grid.edt_mm(~masks.ears, zooms)
+    ramp = (beyond > 0) & (beyond < atlas_masks.EARS_FADE_MM)
+    expected = np.clip(1 - beyond / atlas_masks.EARS_FADE_MM, 0, 1)
+    assert (masks.shell_weight[ramp] >= expected[ramp] - 1e-6).all()
+    assert ((masks.shell_weight > 0.05) & (masks.shell_weight < 0.95)).sum() > 50, "a ramp, not a step"
+    assert not masks.shell_weight[beyond > atlas_masks.EARS_FADE_MM + 2 * zooms.max()].any()

@@ -36,6 +36,9 @@ SHELL_MARGIN_MM = 2.0
 # The shell reaches down to the bottom of the atlas brain (the foramen magnum) and fades out over
 # this height below it, so the person's own neck joins the atlas's scalp without a step.
 SHELL_FADE_MM = 20.0
+# The ears ROI (a box around each pinna) is replaced whole and fades out over this distance
+# beyond its faces.
+EARS_FADE_MM = 20.0
 # The atlas's air keeps the average's ringing lines; beyond this distance from its skin (mm) the
 # pasted shell is air.
 PASTE_AIR_MM = 3.0
@@ -329,7 +332,16 @@ def pull_masks(
     if with_shell and with_face:
         shell_weight = _shell_fade(atlas.brain_floor_z, shape, grid_to_atlas @ affine)
         if atlas.ears is not None and "ears" in atlas.boxes:
-            np.maximum(shell_weight, pull("ears"), out=shell_weight)
+            # the ears ROI is a box reaching below the shell's fade: whole inside it (a long ear lobe
+            # left half-blended shows as a ridge under the ear) and fading out beyond its faces, so
+            # its floor does not cut a step into the neck
+            ears_box = pull("ears") >= FACE_FRACTION
+            if ears_box.any():
+                pad = np.ceil(EARS_FADE_MM / zooms).astype(int)
+                lo, hi = bounding_box(ears_box)
+                box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)))
+                fade = np.clip(1.0 - edt_mm(~ears_box[box], zooms) / EARS_FADE_MM, 0, 1)
+                np.maximum(shell_weight[box], fade, out=shell_weight[box])
         shell_zone = (shell_weight > 0) & ~dilate_mm(guard, zooms, SHELL_MARGIN_MM) & ~zone
         paste = np.zeros(shape, np.float32)
         replaced = shell_zone | zone
