@@ -180,7 +180,9 @@ def anonymize_session(
             log(f"face warp: max {warp.max_mm:.1f} mm, min Jacobian {warp.min_jacobian:.2f}, in {time.perf_counter() - start:.1f} s")
             timings.add("face_warp", start)
         except (ValueError, RuntimeError) as exc:
-            raise ValueError(f"{reference}: face warp failed ({' '.join(str(exc).split())})") from exc
+            # not bad input (the image was read and fitted): the bridge must not tell the user to
+            # check the file
+            raise RuntimeError(f"{reference}: face warp failed ({' '.join(str(exc).split())})") from exc
 
     if keep_work:
         _keep(work_dir, t1_item, "T1w", atlas_fit.native_to_atlas, warp)

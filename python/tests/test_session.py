@@ -176,6 +176,20 @@ def test_reference_failure_raises_one_line_value_error(tmp_path, synthetic_atlas
                           work_dir=str(tmp_path / "work"), **SETTINGS)
 
 
+def test_a_face_warp_that_cannot_be_made_is_an_engine_failure_not_bad_input(monkeypatch, tmp_path, synthetic_atlas):
+    """The image was read and fitted: the bridge must not call it bad input ("check the file")."""
+    def folds(*args, **kwargs):
+        raise ValueError("the face warp folds even after 4 smoothings and 4 halvings")
+
+    monkeypatch.setattr(session_module.warps, "face_warp", folds)
+    data, affine, _ = make_subject()
+    t1w = save_subject(tmp_path / "sub-1_T1w.nii.gz", data, affine, np.float32)
+    with pytest.raises(RuntimeError, match="sub-1_T1w.nii.gz: face warp failed .*halvings") as raised:
+        anonymize_session(str(t1w), [], ["warpface"], synthetic_atlas, _outputs(tmp_path, [t1w], ["warpface"]),
+                          work_dir=str(tmp_path / "work"), **SETTINGS)
+    assert not isinstance(raised.value, ValueError)
+
+
 def test_a_poor_reference_fit_makes_every_image_of_the_session_poor(monkeypatch, tmp_path, synthetic_atlas):
     """Every image's masks go through the reference's atlas fit: when QC must fail the
     reference's registration, it must fail theirs too, whatever their own fit to it says."""
