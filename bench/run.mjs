@@ -245,7 +245,7 @@ async function runCli(label, bids, subject, method, timeBin) {
   const logs = await stagesFromLogs(outDir, run.wall);
   const bad = logs.outputs.filter((o) => o.brainVoxelsChanged !== 0);
   const notWritten = logs.outputs.filter((o) => o.status !== 'ok');
-  if (notWritten.length) say(`micanon ${label}: ${notWritten.length} output(s) not written (QC or engine failure): ${notWritten.map((o) => `${path.basename(o.input)} ${o.method}`).join(', ')}`);
+  if (notWritten.length) say(`micanon ${label}: ${notWritten.length} output(s) did not pass (QC FAILED, written because of --qc-fail-ok, or an engine failure): ${notWritten.map((o) => `${path.basename(o.input)} ${o.method}`).join(', ')}`);
   if (run.exitCode !== 0) say(`micanon ${label} exited ${run.exitCode}:\n${run.output.split('\n').slice(-15).join('\n')}`);
   say(`micanon ${label}: ${run.wall.toFixed(1)} s, peak ${run.peakRssMb.toFixed(0)} MB, ${logs.outputs.length} outputs`);
   const { output: _output, ...kept } = run;
