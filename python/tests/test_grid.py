@@ -70,3 +70,13 @@ def test_resample_reads_a_mask_as_its_float32_copy(order):
             assert grid.resample(same, affine, (33, 31, 12), target, move, order=order, cval=cval).tobytes() == copy.tobytes()
     values = np.random.default_rng(1).normal(size=mask.shape)  # float64 is read through float32, as before
     assert grid.resample(values, affine, (9, 9, 9), affine).tobytes() == grid.resample(values.astype(np.float32), affine, (9, 9, 9), affine).tobytes()
+
+
+def test_distance_outside_a_mask_is_exact_within_its_cap_and_capped_beyond():
+    mask = np.zeros((60, 70, 50), bool)
+    mask[15:35, 40:65, 10:30] = True
+    zooms = (0.9, 0.9, 1.2)
+    full = grid.edt_mm(~mask, zooms)
+    capped = grid.distance_outside_mm(mask, zooms, 8.0)
+    assert np.array_equal(capped, np.minimum(full, 8.0).astype(np.float32))
+    assert (grid.distance_outside_mm(np.zeros((4, 4, 4), bool), zooms, 8.0) == 8.0).all()

@@ -358,15 +358,3 @@ def test_the_ears_box_is_replaced_whole_and_fades_out_beyond_its_faces(synthetic
     assert (masks.shell_weight[ramp] >= expected[ramp] - 1e-6).all()
     assert ((masks.shell_weight > 0.05) & (masks.shell_weight < 0.95)).sum() > 50, "a ramp, not a step"
     assert not masks.shell_weight[beyond > atlas_masks.EARS_FADE_MM + 2 * zooms.max()].any()
-
-
-def test_distance_from_a_zone_is_exact_within_its_reach_and_beyond_it_further():
-    zone = np.zeros((60, 70, 50), bool)
-    zone[15:35, 40:65, 10:30] = True
-    zooms = (0.9, 0.9, 1.2)
-    full = grid.edt_mm(~zone, zooms)
-    part = face_methods._distance_from(zone, zooms, 8.0)
-    near = full <= 8.0
-    assert np.array_equal(part[near], full[near])
-    assert (part[~near] >= 8.0).all()
-    assert np.isinf(face_methods._distance_from(np.zeros((4, 4, 4), bool), zooms, 8.0)).all()

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from micanon.render import pick_skin_threshold
-from micanon.space.grid import bounding_box, dilate_mm, edt_mm, resample, zooms_of
+from micanon.space.grid import bounding_box, dilate_mm, distance_outside_mm, edt_mm, resample, zooms_of
 
 # Voxels this far (mm) around the atlas face ROI, outside the head, are replaced by reface
 # too: the person's nose or chin may stick out beyond the atlas face, into atlas "air".
@@ -336,12 +336,8 @@ def pull_masks(
             # left half-blended shows as a ridge under the ear) and fading out beyond its faces, so
             # its floor does not cut a step into the neck
             ears_box = pull("ears") >= FACE_FRACTION
-            if ears_box.any():
-                pad = np.ceil(EARS_FADE_MM / zooms).astype(int)
-                lo, hi = bounding_box(ears_box)
-                box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)))
-                fade = np.clip(1.0 - edt_mm(~ears_box[box], zooms) / EARS_FADE_MM, 0, 1)
-                np.maximum(shell_weight[box], fade, out=shell_weight[box])
+            fade = 1.0 - distance_outside_mm(ears_box, zooms, EARS_FADE_MM) / EARS_FADE_MM
+            np.maximum(shell_weight, fade, out=shell_weight)
         shell_zone = (shell_weight > 0) & ~dilate_mm(guard, zooms, SHELL_MARGIN_MM) & ~zone
         paste = np.zeros(shape, np.float32)
         replaced = shell_zone | zone

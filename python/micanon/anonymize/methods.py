@@ -12,7 +12,7 @@ from scipy import ndimage
 from micanon.anonymize.masks import NativeMasks
 from micanon.anonymize.warp import WarpSampling
 from micanon.render import pick_skin_threshold
-from micanon.space.grid import bounding_box, dilate_mm, distance_inside_mm, edt_mm
+from micanon.space.grid import bounding_box, dilate_mm, distance_inside_mm, distance_outside_mm, edt_mm
 
 # reface blends the atlas face in over this distance from the replaced zone's edge, so where the
 # person's temple or brow sits a few mm off the atlas's the skin slopes across instead of showing
@@ -196,22 +196,9 @@ def replace_shell(out: np.ndarray, volume: np.ndarray, masks: NativeMasks, zooms
     sample = _shell_sample(shell, weight)  # reface's: the same intensity match
     # The face zone keeps the person's own (warped) face, whose brow and temples are not the atlas's:
     # the shell takes the atlas only gradually away from it, as reface's zone edges do.
-    weight[shell] *= np.clip(_distance_from(masks.face_zone, zooms, _feather(zooms))[shell] / _feather(zooms), 0, 1)
+    weight[shell] *= distance_outside_mm(masks.face_zone, zooms, _feather(zooms))[shell] / _feather(zooms)
     out = out.astype(np.float32, copy=True)
     _paste(out, volume, shell, sample, weight, masks, skin.value if skin.ok else None)
-    return out
-
-
-def _distance_from(zone: np.ndarray, zooms, reach_mm: float) -> np.ndarray:
-    """Distance (mm) of every voxel from ``zone``, exact up to ``reach_mm`` and at least that beyond
-    (computed on the zone's box grown by ``reach_mm`` only: a fraction of the grid)."""
-    out = np.full(zone.shape, np.inf)
-    if not zone.any():
-        return out
-    pad = np.ceil(reach_mm / np.asarray(zooms, float)).astype(int) + 1
-    lo, hi = bounding_box(zone)
-    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, zone.shape)))
-    out[box] = edt_mm(~zone[box], zooms)
     return out
 
 

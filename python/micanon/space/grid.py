@@ -215,6 +215,21 @@ def distance_inside_mm(mask: np.ndarray, zooms, cap_mm: float) -> np.ndarray:
     return out
 
 
+def distance_outside_mm(mask: np.ndarray, zooms, cap_mm: float) -> np.ndarray:
+    """Distance (mm, capped at ``cap_mm``) from each voxel outside ``mask`` to the mask (0 inside).
+
+    Computed on the mask's box grown by ``cap_mm`` only: every voxel beyond is at least that far."""
+    mask = np.asarray(mask, bool)
+    out = np.full(mask.shape, cap_mm, np.float32)
+    if not mask.any():
+        return out
+    pad = np.ceil(cap_mm / np.asarray(zooms, float)).astype(int) + 1
+    lo, hi = bounding_box(mask)
+    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, mask.shape)))
+    out[box] = np.minimum(edt_mm(~mask[box], zooms), cap_mm)
+    return out
+
+
 def world_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Scanner RAS mm coordinates (n, 3) of a mask's voxel centres."""
     return np.argwhere(mask) @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
