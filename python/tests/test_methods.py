@@ -216,10 +216,32 @@ def test_close_face_skin_shuts_a_thin_gap_and_keeps_what_lies_deeper():
     template[17:23, 17:23, 22:25] = 10.0  # notch open to the air at z = 24
     template[10:14, 10:14, 8:13] = 10.0  # pocket deep inside
     face = template.copy()
-    out = atlas_masks.close_face_skin(template, face, (1.0, 1.0, 1.0), skin=100.0)
+    out = atlas_masks.close_face_skin(template, face, np.eye(4), skin=100.0)
     assert (out[17:23, 17:23, 22:25] == 200.0).all()  # the notch is skin again
     assert (out[10:14, 10:14, 8:13] == 10.0).all()  # deeper than the shell: untouched
     assert (out[face == 0] == 0).all() and (out[face == 200] == 200).all()  # air and tissue kept
+
+
+def test_the_faint_lips_and_chin_of_the_average_get_a_skin_below_the_nose():
+    # A 1 mm grid head (y anterior, z up) at 200 (skin level 100) with a nose bump whose tip is
+    # at z = 35, and in front of the face below it a chin the average blurred to 70: fainter
+    # than skin, so at skin level it is air, pasted as a hole at the mouth.
+    template = np.zeros((40, 40, 60), np.float32)
+    template[5:35, 5:25, 10:55] = 200.0
+    template[18:22, 25:30, 45:50] = 200.0  # nose, tip at y = 29, lowest at z = 45
+    template[10:30, 25:29, 10:20] = 70.0  # faint chin, 25-35 mm below the tip
+    face = template.copy()
+    levels = atlas_masks.skin_levels(template, face > 0, np.eye(4), 100.0)
+    assert levels[:, :, 35:].min() == 100.0  # the nose and 10 mm under it: the skin level
+    assert levels[:, :, :21].max() == pytest.approx(100.0 * atlas_masks.LOWER_FACE_LEVEL)
+    assert np.all(np.diff(levels[0, 0, 20:36]) > 0)  # a ramp, not a step
+    out = atlas_masks.close_face_skin(template, face, np.eye(4), skin=100.0)
+    assert (out[12:28, 25:28, 11:18] == 200.0).all()  # the chin is skin now (its blurred front voxel aside)
+    # a chin this faint above the nose tip would stay what it is
+    high = np.zeros_like(template)
+    high[:, :, :] = template[:, :, ::-1]  # upside down: the faint block lies above the nose
+    high_out = atlas_masks.close_face_skin(high, high.copy(), np.eye(4), skin=100.0)
+    assert (high_out[12:28, 26:29, 42:48] == 70.0).any()
 
 
 def test_pull_fraction_of_thick_slices():

@@ -25,6 +25,15 @@ FACE_ZONE_MM = 20.0
 # this size (mm) are closed, and the outer SKIN_SHELL_MM of the closed face are lifted to skin level.
 CLOSE_FACE_MM = 10.0
 SKIN_SHELL_MM = 5.0
+# The average's lips and chin are fainter than its skin (the averaged heads' mouths and chins did
+# not line up): at skin level its surface breaks up below the nose, and pasted it shows a rough,
+# holed patch over a person's mouth and chin. From LOWER_FACE_FROM_MM under the nose tip (the
+# nose itself is left as it was) the skin is looked for on the average blurred by one voxel, at
+# a level falling to LOWER_FACE_LEVEL of the skin's over LOWER_FACE_RAMP_MM (a ramp: a step in
+# level would show as a line across the cheeks).
+LOWER_FACE_FROM_MM = 10.0
+LOWER_FACE_LEVEL = 0.5
+LOWER_FACE_RAMP_MM = 15.0
 # brain_neck is pulled only this far around the face zone; beyond, everything counts as kept.
 BRAIN_NECK_MARGIN_MM = 40.0
 # Face-ROI voxels of a thick slice count as face when at least this fraction of the voxel is face.
@@ -81,7 +90,7 @@ class AtlasImages:
     @functools.cached_property
     def closed_face(self) -> np.ndarray:
         """The atlas face with a closed skin surface, so pasted it reads as closed eyes, not sockets."""
-        return close_face_skin(self.template, self.face, zooms_of(self.affine), self.skin)
+        return close_face_skin(self.template, self.face, self.affine, self.skin)
 
     @functools.cached_property
     def brain_floor_z(self) -> float:
@@ -139,32 +148,67 @@ def atlas_images(template, face_roi, brain, brain_neck, face, affine, ears=None)
     )
 
 
-def close_face_skin(template: np.ndarray, face: np.ndarray, zooms, skin: float) -> np.ndarray:
-    """The atlas face (atlas grid) with a closed skin: gaps shut, the outer shell at skin level.
+def close_face_skin(template: np.ndarray, face: np.ndarray, affine, skin: float) -> np.ndarray:
+    """The atlas face (atlas grid, ``affine``: voxel -> atlas RAS) with a closed skin: gaps shut,
+    the outer shell at skin level.
 
-    The template's skin (above ``skin``, opened once to drop the average's ringing lines in the
-    air) is closed by ``CLOSE_FACE_MM``; face voxels within ``SKIN_SHELL_MM`` under that closed
-    surface and darker than the template's median skin are raised to it. Deeper voxels (the
-    eyeballs behind the lids, the sinuses) keep their values. Only the face's bounding box plus
-    a margin is processed.
+    The template's skin (above ``skin``, or from the nose tip down above the lower level of
+    :func:`skin_levels`, opened once to drop the average's ringing lines in the air) is closed
+    by ``CLOSE_FACE_MM``; face voxels within ``SKIN_SHELL_MM`` under that closed surface and
+    darker than the template's median skin are raised to it. Deeper voxels (the eyeballs behind
+    the lids, the sinuses) keep their values. Only the face's bounding box plus a margin is
+    processed.
     """
     out = face.copy()
     if not (face > 0).any():
         return out
-    zooms = np.asarray(zooms, float)
+    affine = np.asarray(affine, float)
+    zooms = zooms_of(affine)
     lo, hi = bounding_box(face > 0)
     pad = np.ceil((CLOSE_FACE_MM + 2) / zooms).astype(int)
-    box = tuple(slice(a, b) for a, b in zip(np.maximum(lo - pad, 0), np.minimum(hi + pad, face.shape)))
-    tissue = ndimage.binary_opening(template[box] > skin)
+    lo, hi = np.maximum(lo - pad, 0), np.minimum(hi + pad, face.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    sub_template = template[box]
+    levels = skin_levels(sub_template, face[box] > 0, affine @ _shift(lo), skin)
+    tissue = sub_template > skin
+    lowered = levels < skin
+    if lowered.any():
+        tissue |= lowered & (ndimage.gaussian_filter(sub_template, 1.0) > levels)
+    tissue = ndimage.binary_opening(tissue)
     far_outside = ~dilate_mm(tissue, zooms, CLOSE_FACE_MM)
     # >= (not >): a voxel exactly CLOSE_FACE_MM from the far air is on the closed surface
     closed = (edt_mm(~far_outside, zooms) >= CLOSE_FACE_MM) | tissue
     depth = edt_mm(closed, zooms)
     shell = closed & (depth <= SKIN_SHELL_MM)
-    level = float(np.median(template[box][tissue & shell]))
+    level = float(np.median(sub_template[(sub_template > skin) & shell]))
     sub = out[box]
     lift = shell & (sub > 0) & (sub < level)
     sub[lift] = level
+    return out
+
+
+def skin_levels(template: np.ndarray, face: np.ndarray, affine: np.ndarray, skin: float) -> np.ndarray:
+    """The level the skin is looked for at in each voxel of ``template`` (``affine``: its voxel ->
+    atlas RAS): ``skin`` down to ``LOWER_FACE_FROM_MM`` under the nose tip (the face's most
+    anterior voxel above ``skin``), falling linearly to ``LOWER_FACE_LEVEL * skin`` over
+    ``LOWER_FACE_RAMP_MM`` below that."""
+    levels = np.full(template.shape, skin, np.float32)
+    front = np.argwhere(face & (template > skin))
+    if front.size == 0:
+        return levels
+    world = front @ affine[:3, :3].T + affine[:3, 3]
+    tip_z = world[np.argmax(world[:, 1]), 2]
+    z = affine[2, 3] + sum(affine[2, a] * np.arange(n).reshape([-1 if b == a else 1 for b in range(3)])
+                           for a, n in enumerate(template.shape))
+    below = np.clip((tip_z - LOWER_FACE_FROM_MM - z) / LOWER_FACE_RAMP_MM, 0.0, 1.0)
+    levels *= 1.0 - (1.0 - LOWER_FACE_LEVEL) * np.broadcast_to(below, template.shape)
+    return levels
+
+
+def _shift(offset) -> np.ndarray:
+    """The voxel -> voxel matrix of a box starting at voxel ``offset``."""
+    out = np.eye(4)
+    out[:3, 3] = offset
     return out
 
 
