@@ -182,3 +182,25 @@ def test_an_image_with_nothing_in_common_with_the_t1w_keeps_the_scanner_coordina
     assert np.array_equal(fit.image_to_t1w, np.eye(4)) and "shares too little" in fit.notes[0]
     contrast = np.where(t1w > 0, t1w.max() - t1w, 0.0).astype(np.float32)  # a head in another contrast
     assert register_to_t1w(contrast, affine, t1w, affine, work_dir=str(tmp_path)).quality.flag == "ok"
+
+
+
+def test_an_image_already_aligned_with_the_t1w_is_a_good_fit_not_a_poor_one(atlas, tmp_path, monkeypatch):
+    """The T1w itself (a --t1w copy of the session's own T1w) or a contrast scanned without any
+    motion: the rigid fit cannot improve on the scanner alignment, and its sampling may end a
+    hair off it with the mutual information a hair lower (seen on person B: 1.509 -> 1.507).
+    That confirms the alignment: kept exactly, flagged "ok". A fit that lowers it from further
+    away is still refused and flagged poor."""
+    from micanon.space import registration
+
+    t1w, affine = moved_head(atlas, pose((0.0, 0.0, 5.0), (2.0, 0.0, 0.0)))
+
+    def fit_ending_at(rotation_deg):
+        monkeypatch.setattr(registration.ants_space, "linear_fit", lambda *a, **k: pose((0.0, 0.0, rotation_deg)))
+        return register_to_t1w(t1w, affine, t1w, affine, work_dir=str(tmp_path))
+
+    near = fit_ending_at(0.5)
+    assert near.registered and near.quality.flag == "ok" and not near.notes, (near.quality, near.notes)
+    assert np.array_equal(near.image_to_t1w, np.eye(4))
+    far = fit_ending_at(5.0)
+    assert not far.registered and far.quality.flag == "poor" and "lowered mutual information" in far.notes[0]

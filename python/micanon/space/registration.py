@@ -52,6 +52,12 @@ FACE_SYN_FLOW_SIGMA = 2.0
 # coordinates is not trusted: people do not move 15 mm or 15 degrees between scans.
 MAX_SESSION_SHIFT_MM = 15.0
 MAX_SESSION_ROTATION_DEG = 15.0
+# A fit that ends this close to the scanner alignment (a fraction of a 3 mm voxel, a degree)
+# confirms it: an image already aligned (no motion between scans, or the T1w itself named by
+# --t1w) cannot be improved on, and the optimizer's sampling noise may leave the mutual
+# information a hair lower. The scanner alignment is then kept as a good fit, not flagged poor.
+CONFIRM_SHIFT_MM = 1.0
+CONFIRM_ROTATION_DEG = 1.0
 # An image sharing less information than this (nats, 3 mm copies) with the T1w cannot be
 # registered to it (a TOF angiogram: vessels in an empty field; its rigid fits wander with the
 # seed). It keeps the shared scanner coordinates, flagged "scanner". Contrasts with a head score
@@ -300,7 +306,8 @@ def register_to_t1w(
     Mutual information on 3 mm copies, starting from the shared scanner coordinates. The fit
     is kept only if it raises the mutual information and stays within 15 mm / 15 degrees of
     the scanner alignment; otherwise the identity is returned with ``registered=False``,
-    flagged "poor". An image that shares too little with the T1w to be registered at all
+    flagged "poor", unless the fit ended within ``CONFIRM_SHIFT_MM`` / ``CONFIRM_ROTATION_DEG``
+    of it: then it confirms the scanner alignment, which is kept as registered. An image that shares too little with the T1w to be registered at all
     (``MIN_SESSION_MI``) keeps the identity, flagged "scanner".
     """
     start = time.perf_counter()
@@ -337,9 +344,12 @@ def register_to_t1w(
     if registered and (shift > MAX_SESSION_SHIFT_MM or angle > MAX_SESSION_ROTATION_DEG):
         notes.append(f"fit moved {shift:.1f} mm / {angle:.1f} deg from scanner alignment")
         registered = False
-    if registered and after < before:
+    if registered and after < before and not (shift <= CONFIRM_SHIFT_MM and angle <= CONFIRM_ROTATION_DEG):
         notes.append(f"fit lowered mutual information ({before:.3f} -> {after:.3f})")
         registered = False
+    if registered and after < before:  # the fit confirms the scanner alignment: keep it exactly
+        image_to_t1w = np.eye(4)
+        after = before
     if not registered:
         image_to_t1w = np.eye(4)
         after = before
