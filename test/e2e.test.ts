@@ -165,6 +165,19 @@ describe('micanon example (runs anywhere)', () => {
     expect(page).toMatch(why);
   });
 
+  it('--t1w from outside the dataset: registered through it, proven, and named by its absolute path', async () => {
+    const elsewhere = path.join(root, 'elsewhere');
+    cpSync(path.join(root, 'bids', 'sub-example', 'anat', 'sub-example_T1w.nii.gz'), path.join(elsewhere, 'T1w.nii.gz'), { recursive: true });
+    const t1w = path.join(elsewhere, 'T1w.nii.gz');
+    const out = path.join(root, 't1w-elsewhere-out');
+    const run = await runCli('micanon', [path.join(root, 'bids'), out, 'participant', '--method', 'deface', '--t1w', t1w, '--nthreads', '2']);
+    expect(run.exitCode, run.all).toBe(0);
+    const record = JSON.parse(readFileSync(path.join(out, 'logs', 'sub-example_micanon.json'), 'utf8'));
+    expect(record.reference).toMatchObject({ input: t1w, reason: '--t1w' });
+    expect(record.outputs.map((o: { status: string }) => o.status).every((s: string) => s === 'ok')).toBe(true);
+    expect(record.outputs.length).toBeGreaterThan(0);
+  });
+
   it('writes a shareable raw copy with --output-layout raw: same names, faces removed, nothing identifying', async () => {
     const bids = path.join(root, 'bids');
     const out = path.join(root, 'raw-copy');

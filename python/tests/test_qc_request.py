@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from micanon import api
-from micanon.qc.request import QcRequest
+from micanon.qc.request import QcRequest, reference_name
 from qc_fixtures import SUBJECT, item, synthetic  # noqa: F401 - fixtures
 
 
@@ -22,12 +22,27 @@ def test_a_request_with_an_unknown_method_or_a_path_outside_its_folder_is_refuse
         })))
 
     refused = [ask(synthetic["bids"], method="blur"), ask(synthetic["bids"], output_name="../escape.nii.gz"),
-               ask(tmp_path / "elsewhere"), ask(synthetic["bids"], {"input": str(tmp_path / "T1w.nii.gz"), "reason": "--t1w"}),
+               ask(tmp_path / "elsewhere"), ask(synthetic["bids"], {"input": "T1w.nii.gz", "reason": "--t1w"}),
                ask(synthetic["bids"], {"input": str(synthetic["t1w"])})]
     for reply in refused:
         assert not reply["ok"] and reply["error"]["kind"] == "bad_input", reply
     assert "not inside" in refused[2]["error"]["message"]
     assert "reference.input" in refused[3]["error"]["message"] and "reference" in refused[4]["error"]["message"]
+
+
+def test_a_reference_from_outside_the_dataset_is_named_by_its_absolute_path():
+    """``--t1w`` may name a T1w anywhere: the session is registered through it, QC runs, and the
+    records name it by its absolute path (inside the dataset: relative to bids_dir, as inputs are)."""
+    def parse(reference: str) -> QcRequest:
+        entry = {"input": "/d/sub-01/anat/sub-01_T1w.nii.gz", "output": "/w/out.nii", "output_name": "sub-01/anat/x.nii.gz",
+                 "method": "deface", "registration": {"flag": "ok"}}
+        return QcRequest.from_json({"output_dir": "/o", "bids_dir": "/d", "subject": "01", "session": None,
+                                    "figures_dir": "/o/figures", "items": [entry], "reference": {"input": reference, "reason": "--t1w"}})
+
+    outside = parse("/elsewhere/sub-01_T1w.nii.gz").reference
+    assert outside.input == Path("/elsewhere/sub-01_T1w.nii.gz")
+    assert reference_name(outside.input, Path("/d")) == "/elsewhere/sub-01_T1w.nii.gz"
+    assert reference_name(parse("/d/sub-01/anat/sub-01_T1w.nii.gz").reference.input, Path("/d")) == "sub-01/anat/sub-01_T1w.nii.gz"
 
 
 def test_an_items_atlas_head_is_an_absolute_path_or_null():

@@ -22,12 +22,16 @@ describe('one schema for the QC record', () => {
     expect(qcRecordSchema.safeParse(record).success).toBe(true);
   });
 
-  it('an inherited face verdict names the reference inside bids_dir', () => {
+  it('an inherited face verdict names the reference inside bids_dir, or a --t1w from elsewhere by its absolute path', () => {
     const record = goodRecord();
     const face = { ...record.checks.face, pass: false, verdict: 'fail' as const };
     const inherited = (from: string) => ({ ...record, checks: { ...record.checks, face: { ...face, inherited_from: from } } });
     expect(qcRecordSchema.safeParse(inherited('sub-01/anat/sub-01_T1w.nii.gz')).success).toBe(true);
     expect(qcRecordSchema.safeParse(inherited('../sub-01_T1w.nii.gz')).success).toBe(false);
+    const referenced = (input: string) => ({ ...record, reference: { input, reason: '--t1w' } });
+    expect(qcRecordSchema.safeParse(referenced('sub-01/anat/sub-01_T1w.nii.gz')).success).toBe(true);
+    expect(qcRecordSchema.safeParse(referenced('/scans/other/sub-01_T1w.nii.gz')).success).toBe(true);
+    expect(qcRecordSchema.safeParse(referenced('../sub-01_T1w.nii.gz')).success).toBe(false);
   });
 
   it('micanon qc of an image alone: the same record, its unanswerable checks not checked', () => {

@@ -26,6 +26,12 @@ export const relativePath = z
   .refine((p) => !path.posix.isAbsolute(p) && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(p) && !p.includes('\\'), 'a relative POSIX path')
   .refine((p) => !path.posix.normalize(p).startsWith('../') && path.posix.normalize(p) !== '..', 'a path inside its folder');
 
+/**
+ * How a record names the session's reference: relative to bids_dir like every input, or its
+ * absolute path when it lies outside the dataset (a --t1w from elsewhere). Never a link.
+ */
+export const referenceName = z.union([relativePath, z.string().refine((p) => path.posix.isAbsolute(p), 'an absolute POSIX path')]);
+
 export const qcStatusSchema = z.enum(['PASS', 'FAILED']);
 export type QcStatus = z.infer<typeof qcStatusSchema>;
 
@@ -65,10 +71,10 @@ const faceCheck = z.looseObject({
   /** What decided: the renders, the landmarks found in the volume (deface), or none. */
   evidence: z.string().optional(),
   /**
-   * Inconclusive on this image, failed because the session's reference (this path, relative to
-   * bids_dir) failed the same method's face check: they share masks and warp.
+   * Inconclusive on this image, failed because the session's reference (this name, referenceName)
+   * failed the same method's face check: they share masks and warp.
    */
-  inherited_from: relativePath.optional(),
+  inherited_from: referenceName.optional(),
 });
 
 const identityCheck = z.looseObject({
@@ -137,8 +143,8 @@ export const qcRecordSchema = z.looseObject({
   hard: z.boolean().optional(),
   checks: checksSchema,
   renders: rendersSchema,
-  /** The session's reference image (relative to bids_dir) and why it was chosen. */
-  reference: z.object({ input: relativePath, reason: z.string() }).optional(),
+  /** The session's reference image (referenceName) and why it was chosen. */
+  reference: z.object({ input: referenceName, reason: z.string() }).optional(),
 });
 export type QcRecord = z.infer<typeof qcRecordSchema>;
 export type QcChecks = QcRecord['checks'];

@@ -93,7 +93,7 @@ export async function writeRunSummary(
       qcDir: path.relative(config.outputDir, config.qcDir) || '.',
       timings: timings.get(name) ?? {},
       reference: references.has(name)
-        ? { input: path.relative(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
+        ? { input: referenceName(config.bidsDir, references.get(name)!.input), reason: references.get(name)!.reason }
         : null,
       inputWarnings: (inputWarnings.get(name) ?? []).map((w) => ({ ...w, input: path.relative(config.bidsDir, w.input) })),
       // The resolved configuration, every default filled in (as fMRIPrep records its config).
@@ -109,4 +109,10 @@ export async function writeRunSummary(
     };
     await writeFileAtomic(file, `${JSON.stringify(body, null, 2)}\n`);
   }
+}
+
+/** The reference as records name it: relative to bids_dir, or (a --t1w from elsewhere) its absolute path. */
+function referenceName(bidsDir: string, file: string): string {
+  const relative = path.relative(bidsDir, file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? path.resolve(file) : relative;
 }

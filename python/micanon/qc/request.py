@@ -72,7 +72,7 @@ class QcRequest:
     """Every output of one participant session; figures go to ``figures_dir`` (inside ``output_dir``,
     which is the QC folder: the dataset's output_dir, or --qc-dir, or ``<output_dir>-qc`` for the
     raw layout; figure paths in the records are relative to it). ``reference``: the session's
-    reference, inside ``bids_dir`` (None: no session, e.g. ``micanon qc``)."""
+    reference, inside ``bids_dir`` or (``--t1w``) anywhere (None: no session, e.g. ``micanon qc``)."""
 
     output_dir: Path
     bids_dir: Path
@@ -97,7 +97,7 @@ class QcRequest:
         parsed = [_item(entry, n) for n, entry in enumerate(items)]
         for n, entry in enumerate(parsed):
             inside(entry.input, bids_dir, f"items[{n}].input")  # records name inputs relative to bids_dir
-        return cls(output_dir, bids_dir, subject, session, figures_dir, parsed, _reference(request.get("reference"), bids_dir))
+        return cls(output_dir, bids_dir, subject, session, figures_dir, parsed, _reference(request.get("reference")))
 
 
 def inside(path: Path, folder: Path, name: str) -> str:
@@ -106,6 +106,15 @@ def inside(path: Path, folder: Path, name: str) -> str:
     if relative.parts[:1] == ("..",) or str(relative) == ".":
         raise ValueError(f"qc: {name} {path} is not inside {folder}")
     return str(relative)
+
+
+def reference_name(path: Path, bids_dir: Path) -> str:
+    """How the records name a session's reference: relative to ``bids_dir`` like every input, or
+    by its absolute path when it lies outside the dataset (a ``--t1w`` from elsewhere)."""
+    try:
+        return inside(path, bids_dir, "reference")
+    except ValueError:
+        return Path(path).as_posix()
 
 
 def _label(value: Any, name: str) -> str:
@@ -124,14 +133,12 @@ def _optional_path(value: Any, name: str) -> Path | None:
     return None if value is None else _absolute(value, name)
 
 
-def _reference(entry: Any, bids_dir: Path) -> Reference | None:
+def _reference(entry: Any) -> Reference | None:
     if entry is None:
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("reason"), str):
         raise ValueError(f"qc: reference must be an object with input and reason, got {entry!r}")
-    reference = Reference(_absolute(entry.get("input"), "reference.input"), entry["reason"])
-    inside(reference.input, bids_dir, "reference.input")  # records name it relative to bids_dir
-    return reference
+    return Reference(_absolute(entry.get("input"), "reference.input"), entry["reason"])
 
 
 def _item(entry: Any, n: int) -> QcItem:

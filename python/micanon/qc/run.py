@@ -19,7 +19,7 @@ from micanon.qc.figures import SeenImage, mask_figures, output_sagittal, see_ima
 from micanon.qc.header import header_check
 from micanon.qc.identity import ATLAS_DECIDES, atlas_head, face_removed_head, identity_check
 from micanon.qc.registration import registration_check
-from micanon.qc.request import QcItem, QcRequest, inside
+from micanon.qc.request import QcItem, QcRequest, inside, reference_name
 from micanon.qc.seeing import Head, view_name
 from micanon.qc.verdict import give_verdicts
 
@@ -209,5 +209,5 @@ def check_outputs(request: QcRequest) -> dict[str, Any]:
         timings.append({"output": item.output_name, "method": item.method, **seconds})
     reference = request.reference
     give_verdicts(records, None if reference is None else
-                  {"input": inside(reference.input, request.bids_dir, "reference"), "reason": reference.reason})
+                  {"input": reference_name(reference.input, request.bids_dir), "reason": reference.reason})
     return {"records": records, "timings": {"items": timings, "total_s": round(time.perf_counter() - start, 3)}}
