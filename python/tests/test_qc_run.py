@@ -18,7 +18,7 @@ import pytest
 from conftest import person_a_anat
 from micanon import face
 from micanon.io import read_image, write_like
-from qc_fixtures import ANAT, average_head, defaced, item, run_qc, synthetic  # noqa: F401 - fixtures
+from qc_fixtures import ANAT, assert_qc_reply, average_head, defaced, item, run_qc, synthetic  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,16 @@ def test_a_clean_deface_passes(synthetic, tmp_path):
     assert record["checks"]["identity"] is None
     assert set(record["renders"]["slices"]) == {"input_sagittal", "output_sagittal", "masks_overlay", "registration_overlay"}
     assert len(record["renders"]["input"]) == len(record["renders"]["output"]) == 9
+
+
+def test_the_records_are_held_to_the_pipelines_own_schema(faceless_run):
+    """run_qc checks every reply against qcRepliesSchema (through node): a record that breaks it,
+    here an input named outside bids_dir or a status the schema does not know, is caught."""
+    record = faceless_run["clean"]
+    assert_qc_reply({"records": [record]})
+    for broken in ({**record, "input": "/elsewhere/sub-01_T1w.nii.gz"}, {**record, "status": "MAYBE"}):
+        with pytest.raises(AssertionError, match="breaks qcRepliesSchema"):
+            assert_qc_reply({"records": [broken]})
 
 
 def test_deface_of_a_head_without_a_face_the_cnn_finds_is_inconclusive_and_passes(faceless_run):

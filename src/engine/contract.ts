@@ -75,7 +75,7 @@ export const contract = {
       subject: label,
       session: label.nullable(),
       figures_dir: path,
-      /** The session's reference (inside bids_dir) and why it was chosen: an image whose face check is inconclusive inherits its failure. */
+      /** The session's reference (inside bids_dir, or a --t1w from elsewhere) and why it was chosen: an image whose face check is inconclusive inherits its failure. */
       reference: z.object({ input: path, reason: z.string() }).nullable(),
       items: z.array(
         z.object({
