@@ -89,6 +89,34 @@ describe('participant jobs sharing one output_dir (a SLURM array)', () => {
     expect(files).not.toContain(path.join('sub-01', 'anat', 'sub-01_T1w.json'));
   });
 
+  it("raw layout: a participant's run copies the dataset's own files and its own folder, not the other participants'", async () => {
+    const root = await tree(
+      {
+        'bids/dataset_description.json': DESCRIPTION,
+        'bids/participants.tsv': participants,
+        'bids/task-rest_bold.json': { RepetitionTime: 2 },
+        'bids/sub-01/func/sub-01_task-rest_bold.nii.gz': 'one',
+        'bids/sub-02/func/sub-02_task-rest_bold.nii.gz': 'two',
+        'bids/sub-03/dwi/sub-03_dwi.nii.gz': 'three',
+      },
+      { bare: true },
+    );
+    const bids = path.join(root, 'bids');
+    const copy = async (out: string, selection: Record<string, unknown>) => {
+      const config = runConfigSchema.parse({ bidsDir: bids, outputDir: path.join(root, out), analysisLevel: 'participant', outputLayout: 'raw', atlas: bids, ...selection });
+      await mkdir(config.outputDir, { recursive: true });
+      await prepareOutputDataset(config);
+      return (await readdir(config.outputDir, { recursive: true })).map(String).filter((f) => f.endsWith('.nii.gz') || f.endsWith('.json')).sort();
+    };
+    expect(await copy('one', { participantLabels: ['02'] })).toEqual(['dataset_description.json', 'sub-02/func/sub-02_task-rest_bold.nii.gz', 'task-rest_bold.json']);
+    expect(await copy('but-one', { excludeParticipantLabels: ['02'] })).toEqual([
+      'dataset_description.json',
+      'sub-01/func/sub-01_task-rest_bold.nii.gz',
+      'sub-03/dwi/sub-03_dwi.nii.gz',
+      'task-rest_bold.json',
+    ]);
+  });
+
   it('derivatives: one dataset_description.json and one .bidsignore, whole, whichever job comes first', async () => {
     const bids = await tree();
     const out = path.join(bids, 'derivatives', 'micanon');

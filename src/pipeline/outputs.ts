@@ -13,6 +13,7 @@ import type { RunConfig } from '../config.js';
 import { ExitCode, MicanonError } from '../errors.js';
 import { log } from '../log.js';
 import { discoverAnatomy } from '../bids/discover.js';
+import { selectLabels } from '../bids/selection.js';
 import { writeGroupReport, type MissingResult } from '../qc/group.js';
 import { taskKey, taskLogErrors } from '../slurm/tasklogs.js';
 import { runRecordPath } from './summary.js';
@@ -66,13 +67,26 @@ async function ensureDir(dir: string): Promise<void> {
  * Raw layout: a shareable copy of the dataset. Anatomical images are never copied (the pipeline
  * writes the anonymized ones; those of participants not selected would carry faces), every
  * other sidecar is scrubbed, ages >= 89 are binned and acquisition times blanked.
- * Every participant job of a SLURM array writes this copy into the same output_dir at once: each
+ * A run copies the dataset's own files and the folders of the participants it selected, not the
+ * others': every task of a SLURM array (one participant each) would otherwise copy every
+ * participant's functional and diffusion data again, the whole dataset once per participant.
+ * Every participant job writes this copy into the same output_dir at once: each
  * file is replaced whole (a temporary sibling renamed into place) with the same bytes, so
  * whichever job writes last, no reader ever sees a torn participants.tsv.
  */
 async function copyRawDataset(config: RunConfig): Promise<void> {
   const isAnatFile = (rel: string) => rel.split(path.sep).includes('anat') && /\.(nii(\.gz)?|json)$/.test(rel);
-  const entries = await readdir(config.bidsDir, { recursive: true, withFileTypes: true });
+  const top = await readdir(config.bidsDir, { withFileTypes: true });
+  const participants = top.filter((e) => e.isDirectory() && /^sub-[A-Za-z0-9]+$/.test(e.name)).map((e) => e.name.slice(4));
+  const selected = new Set(
+    selectLabels(participants, { include: config.participantLabels, exclude: config.excludeParticipantLabels }, 'sub', config.bidsDir),
+  );
+  const entries = [];
+  for (const entry of top) {
+    if (/^sub-/.test(entry.name) && entry.isDirectory() && !selected.has(entry.name.slice(4))) continue;
+    entries.push(entry);
+    if (entry.isDirectory()) entries.push(...(await readdir(path.join(config.bidsDir, entry.name), { recursive: true, withFileTypes: true })));
+  }
   for (const entry of entries) {
     const source = path.join(entry.parentPath, entry.name);
     const rel = path.relative(config.bidsDir, source);
