@@ -244,6 +244,29 @@ def test_the_faint_lips_and_chin_of_the_average_get_a_skin_below_the_nose():
     assert (high_out[12:28, 26:29, 42:48] == 70.0).any()
 
 
+def test_below_the_atlas_s_field_of_view_the_face_warp_has_no_target(synthetic_atlas):
+    """The atlas grid is padded with air under the average's field of view, whose lowest slices
+    fade out. That air is not a face: the warp aimed there pulled B's chin up 30 mm (Jacobian
+    0.06, 0.00 on a rotated copy). view_floor finds where the field of view is whole, and
+    within_atlas_view drops what lies below it."""
+    import dataclasses
+
+    atlas = load_atlas_images(synthetic_atlas)
+    template = atlas.template.copy()
+    rows = np.flatnonzero((template > atlas.skin).any((0, 1)))
+    cut = int(rows[0] + (rows[-1] - rows[0]) // 4)
+    template[:, :, :cut] = 0.0  # padding below the field of view
+    template[:, :, cut:cut + 2] *= 0.2  # its faint last slices
+    padded = dataclasses.replace(atlas, template=template)
+    assert padded.view_floor >= cut + 2
+    assert atlas.view_floor < cut  # the whole synthetic head is in view
+    zone = np.zeros(template.shape, bool)
+    zone[:, :, cut - 5:cut + 10] = True
+    kept = atlas_masks.within_atlas_view(padded, zone, atlas.affine, np.eye(4))
+    assert kept[:, :, padded.view_floor:cut + 10].all() and not kept[:, :, :padded.view_floor].any()
+    assert not kept[~zone].any()
+
+
 def test_pull_fraction_of_thick_slices():
     # atlas: 1 mm grid, mask = half-space z < 0; native: 4 mm slices, one centred on z = 0
     mask = np.zeros((10, 10, 40), np.uint8)

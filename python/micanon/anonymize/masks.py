@@ -34,6 +34,11 @@ SKIN_SHELL_MM = 5.0
 LOWER_FACE_FROM_MM = 10.0
 LOWER_FACE_LEVEL = 0.5
 LOWER_FACE_RAMP_MM = 15.0
+# The atlas grid is padded with air below the average's field of view, whose lowest slices fade
+# out: the field of view is whole from the lowest slice whose tissue area is at least this
+# fraction of the area VIEW_FLOOR_MM higher up.
+VIEW_FLOOR_FRACTION = 0.5
+VIEW_FLOOR_MM = 10.0
 # brain_neck is pulled only this far around the face zone; beyond, everything counts as kept.
 BRAIN_NECK_MARGIN_MM = 40.0
 # Face-ROI voxels of a thick slice count as face when at least this fraction of the voxel is face.
@@ -91,6 +96,17 @@ class AtlasImages:
     def closed_face(self) -> np.ndarray:
         """The atlas face with a closed skin surface, so pasted it reads as closed eyes, not sockets."""
         return close_face_skin(self.template, self.face, self.affine, self.skin)
+
+    @functools.cached_property
+    def view_floor(self) -> int:
+        """The lowest atlas-grid slice (axis 2, inferior -> superior) of the average's whole field
+        of view (``VIEW_FLOOR_FRACTION``): below it the atlas knows nothing, its air is padding."""
+        area = (self.template > self.skin).sum((0, 1))
+        step = max(1, int(round(VIEW_FLOOR_MM / float(zooms_of(self.affine)[2]))))
+        for k in np.flatnonzero(area):
+            if area[k] >= VIEW_FLOOR_FRACTION * area[min(k + step, len(area) - 1)]:
+                return int(k)
+        return 0
 
     @functools.cached_property
     def brain_floor_z(self) -> float:
@@ -241,6 +257,20 @@ class NativeMasks:
     shell_weight: np.ndarray | None = None
     paste: np.ndarray | None = None
     atlas_head: np.ndarray | None = None
+
+
+def within_atlas_view(atlas: AtlasImages, where: np.ndarray, affine: np.ndarray, grid_to_atlas: np.ndarray) -> np.ndarray:
+    """``where`` (native bool) less the voxels that map below the atlas's field of view
+    (:attr:`AtlasImages.view_floor`): there the atlas has padding, not a head."""
+    idx = np.argwhere(where)
+    out = np.zeros(where.shape, bool)
+    if idx.size == 0:
+        return out
+    to_atlas_voxel = np.linalg.inv(atlas.affine) @ grid_to_atlas @ affine
+    k = idx @ to_atlas_voxel[2, :3] + to_atlas_voxel[2, 3]
+    keep = k >= atlas.view_floor - 0.5
+    out[tuple(idx[keep].T)] = True
+    return out
 
 
 def atlas_head_on_grid(atlas: AtlasImages, shape, affine: np.ndarray, grid_to_atlas: np.ndarray) -> np.ndarray:
