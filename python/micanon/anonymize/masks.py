@@ -185,7 +185,9 @@ def close_face_skin(template: np.ndarray, face: np.ndarray, affine, skin: float)
     lo, hi = np.maximum(lo - pad, 0), np.minimum(hi + pad, face.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     sub_template = template[box]
-    levels = skin_levels(sub_template, face[box] > 0, affine @ _shift(lo), skin)
+    box_affine = affine.copy()
+    box_affine[:3, 3] = (affine @ np.r_[lo, 1.0])[:3]
+    levels = skin_levels(sub_template, face[box] > 0, box_affine, skin)
     tissue = sub_template > skin
     lowered = levels < skin
     if lowered.any():
@@ -219,13 +221,6 @@ def skin_levels(template: np.ndarray, face: np.ndarray, affine: np.ndarray, skin
     below = np.clip((tip_z - LOWER_FACE_FROM_MM - z) / LOWER_FACE_RAMP_MM, 0.0, 1.0)
     levels *= 1.0 - (1.0 - LOWER_FACE_LEVEL) * np.broadcast_to(below, template.shape)
     return levels
-
-
-def _shift(offset) -> np.ndarray:
-    """The voxel -> voxel matrix of a box starting at voxel ``offset``."""
-    out = np.eye(4)
-    out[:3, 3] = offset
-    return out
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ def give_verdicts(records: list[dict[str, Any]], reference: dict[str, str] | Non
     ``output`` None when FAILED (the pipeline does not rename it into place: it was not written).
 
     ``reference``: the session's reference ({"input": its name by
-    :func:`~micanon.qc.request.reference_name`, "reason"}), which every record then names; an image whose face check is inconclusive first inherits a failed face
-    check of the reference by the same method (:func:`inherited_face`).
+    :func:`~micanon.qc.request.reference_name`, "reason"}), which every record then names; an
+    image whose face check is inconclusive first inherits a failed face check of the reference
+    by the same method (:func:`inherited_face`).
     """
     reference_faces: dict[str, dict[str, Any]] = {}
     for record in records:
@@ -92,7 +93,8 @@ def inherited_face(face: dict[str, Any], reference_face: dict[str, Any] | None, 
     partial coverage, an angiogram) shares the reference's masks and warp, so it cannot be better
     anonymized than the reference by the same method: if the reference's face check (by that
     method, ``reference_face``) failed, so does this one. ``reference`` is the reference's name
-    (:func:`~micanon.qc.request.reference_name`); the caller passes the reference's own face check only for other images.
+    (:func:`~micanon.qc.request.reference_name`); the caller passes the reference's own face
+    check only for other images.
     """
     if face.get("verdict") != "inconclusive" or reference_face is None or reference_face["pass"]:
         return None

@@ -307,8 +307,9 @@ def register_to_t1w(
     is kept only if it raises the mutual information and stays within 15 mm / 15 degrees of
     the scanner alignment; otherwise the identity is returned with ``registered=False``,
     flagged "poor", unless the fit ended within ``CONFIRM_SHIFT_MM`` / ``CONFIRM_ROTATION_DEG``
-    of it: then it confirms the scanner alignment, which is kept as registered. An image that shares too little with the T1w to be registered at all
-    (``MIN_SESSION_MI``) keeps the identity, flagged "scanner".
+    of it: then it confirms the scanner alignment, which is kept as registered. An image that
+    shares too little with the T1w to be registered at all (``MIN_SESSION_MI``) keeps the
+    identity, flagged "scanner".
     """
     start = time.perf_counter()
     t1_c, t1_c_aff = coarse_copy(t1w, t1w_affine, 3.0)
@@ -344,12 +345,13 @@ def register_to_t1w(
     if registered and (shift > MAX_SESSION_SHIFT_MM or angle > MAX_SESSION_ROTATION_DEG):
         notes.append(f"fit moved {shift:.1f} mm / {angle:.1f} deg from scanner alignment")
         registered = False
-    if registered and after < before and not (shift <= CONFIRM_SHIFT_MM and angle <= CONFIRM_ROTATION_DEG):
-        notes.append(f"fit lowered mutual information ({before:.3f} -> {after:.3f})")
-        registered = False
-    if registered and after < before:  # the fit confirms the scanner alignment: keep it exactly
-        image_to_t1w = np.eye(4)
-        after = before
+    if registered and after < before:
+        if shift <= CONFIRM_SHIFT_MM and angle <= CONFIRM_ROTATION_DEG:  # confirms the scanner alignment: kept exactly
+            image_to_t1w = np.eye(4)
+            after = before
+        else:
+            notes.append(f"fit lowered mutual information ({before:.3f} -> {after:.3f})")
+            registered = False
     if not registered:
         image_to_t1w = np.eye(4)
         after = before
