@@ -57,6 +57,7 @@ function outputDigest(dir: string): Record<string, string> {
 interface QcRecordOnDisk {
   output: string | null;
   status: string;
+  renders?: Record<string, Record<string, string>>;
 }
 
 function qcRecords(out: string): QcRecordOnDisk[] {
@@ -74,13 +75,25 @@ function finalNameOf(temp: string): string {
   return path.join(path.dirname(temp), `${stem}${ext}`);
 }
 
+/** Every figure path a QC record on disk cites (renders of every group), relative to `out`. */
+function citedFigures(out: string): Set<string> {
+  const cited = new Set<string>();
+  for (const record of qcRecords(out)) {
+    for (const group of Object.values(record.renders ?? {})) for (const figure of Object.values(group)) cited.add(figure);
+  }
+  return cited;
+}
+
 /**
  * What a killed run left in `out`: every NIfTI must be allowed by a PASS record naming it; a
- * temporary NIfTI may only be one on its way to such a name (a kill between copy and rename).
+ * temporary NIfTI may only be one on its way to such a name (a kill between copy and rename);
+ * every figure (a render of the input's face among them) must be cited by a QC record.
  */
 function checkOutputDir(out: string): { nifti: string[]; temporaries: string[] } {
   const allowed = new Set(qcRecords(out).filter((r) => r.status === 'PASS' && r.output).map((r) => r.output!));
+  const cited = citedFigures(out);
   const files = filesUnder(out);
+  for (const figure of files.filter((f) => f.endsWith('.png'))) expect(cited.has(figure), `${figure} is cited by no QC record`).toBe(true);
   const temporaries = files.filter((f) => isMicanonTemp(f));
   const nifti = files.filter((f) => /\.nii(\.gz)?$/.test(f) && !isMicanonTemp(f));
   for (const file of nifti) expect(allowed.has(file), `${file} has no QC record that allows it`).toBe(true);
@@ -164,6 +177,8 @@ describe('SIGKILL at five points of a run, then a rerun', () => {
   };
   // ANTs works in a temporary folder of the session's work folder (space/ants.py) while it registers.
   const registering = () => filesAndFolders(work).some((f) => /^micanon-work-[^/]+\/sub-example\/tmp[^/]*$/.test(f));
+  // QC draws its figures in the session's work folder (moved into the QC folder with the records).
+  const figureDrawn = () => filesUnder(work).some((f) => f.endsWith('.png'));
   const firstOutputWritten = () => filesUnder(work).some((f) => /\/outputs\/.*\.nii\.gz$/.test(f));
   const points: Array<{ point: string; hold: string; kill: (run: ReturnType<typeof cli>) => Promise<number> }> = [
     { point: 'during registration', hold: 'registration', kill: killAt('registration', registering) },
@@ -172,8 +187,8 @@ describe('SIGKILL at five points of a run, then a rerun', () => {
       hold: 'registration',
       kill: killAt('registration', firstOutputWritten),
     },
-    // The engine's QC call has been sent; the CLI waits for it.
-    { point: 'during QC', hold: 'qc', kill: killAt('qc') },
+    // The engine's QC call has been sent and has drawn its first figure (renders of the input's face).
+    { point: 'during QC (a figure drawn)', hold: 'qc', kill: killAt('qc', figureDrawn) },
     { point: 'during the rename (copied, not renamed)', hold: 'rename', kill: killAt('rename') },
     { point: 'during the report', hold: 'report', kill: killAt('report') },
   ];

@@ -267,8 +267,9 @@ def make_example(request: dict[str, Any]) -> dict[str, Any]:
 def qc_outputs(request: dict[str, Any]) -> dict[str, Any]:
     """QC every output of one participant session (before the pipeline renames them into place).
 
-    Request: output_dir, bids_dir, subject, session, figures_dir, reference (the session's
-    reference: input path and why it was chosen; optional) and items (input, output, output_name,
+    Request: output_dir, bids_dir, subject, session, figures_dir, staging_dir (optional: the
+    figure files are written there, named as in figures_dir, for the caller to move in), reference
+    (the session's reference: input path and why it was chosen; optional) and items (input, output, output_name,
     method, the engine's brain counts, native brain_guard/face_roi mask paths, head_affine,
     registration); images are in their own scanner space. Writes the figures and returns
     {"records": [one QC record per item with its verdict, as src/engine/qc-record.ts validates], "timings"}.

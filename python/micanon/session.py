@@ -181,7 +181,8 @@ def anonymize_session(
             warp = warps.face_warp(
                 t1w_volume, refaced, t1w.affine, aimed, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
             )
-            log(f"face warp: max {warp.max_mm:.1f} mm, min Jacobian {warp.min_jacobian:.2f}, in {time.perf_counter() - start:.1f} s")
+            log(f"face warp: max {warp.summary['max_mm']:.1f} mm, min Jacobian {warp.summary['min_jacobian']:.2f}, "
+                f"in {time.perf_counter() - start:.1f} s")
             timings.add("face_warp", start)
         except (ValueError, RuntimeError) as exc:
             # not bad input (the image was read and fitted): the bridge must not tell the user to
@@ -380,6 +381,8 @@ def _run_methods(item: _Image, methods, wanted: dict, warp, version, log, refere
                 "dtype": str(item.stored.raw.dtype), "seconds": round(time.perf_counter() - start, 2),
                 **(qc_inputs or {}),
             }
+            if method == "warpface":  # how far it moved the face and how close it came to folding
+                record["warp"] = warp.summary
             if timings is not None:
                 timings.add(method, start)
             log(f"{Path(item.stored.path).name} {method}: {check.brain_voxels_changed} brain voxels changed "

@@ -45,12 +45,17 @@ def assert_qc_reply(result: dict) -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION, reference=None) -> dict:
-    """One qc_outputs call through the bridge (``reference``: the session's, as the pipeline sends it)."""
-    reply = json.loads(api.qc_outputs(json.dumps({
+def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT, session=SESSION, reference=None,
+           staging_dir: Path | None = None) -> dict:
+    """One qc_outputs call through the bridge (``reference``: the session's, as the pipeline sends it;
+    ``staging_dir``: where the figures are drawn, as the pipeline asks, for it to move them in)."""
+    request = {
         "output_dir": str(output_dir), "bids_dir": str(bids_dir), "subject": subject, "session": session,
         "figures_dir": str(output_dir / f"sub-{subject}" / "figures"), "reference": reference, "items": items,
-    })))
+    }
+    if staging_dir is not None:
+        request["staging_dir"] = str(staging_dir)
+    reply = json.loads(api.qc_outputs(json.dumps(request)))
     assert reply["ok"], reply.get("error", {}).get("traceback")
     result = reply["result"]
     assert len(result["records"]) == len(items) == len(result["timings"]["items"])
@@ -58,7 +63,10 @@ def run_qc(output_dir: Path, bids_dir: Path, items: list[dict], subject=SUBJECT,
     for record in result["records"]:
         for group in ("input", "output", "slices"):
             for relative in record["renders"][group].values():
-                assert (output_dir / relative).is_file(), relative
+                if staging_dir is None:
+                    assert (output_dir / relative).is_file(), relative
+                else:  # drawn in the staging folder under the name the record cites, nothing in place yet
+                    assert (staging_dir / Path(relative).name).is_file() and not (output_dir / relative).exists(), relative
     return result
 
 

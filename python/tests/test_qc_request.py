@@ -58,3 +58,23 @@ def test_an_items_atlas_head_is_an_absolute_path_or_null():
     assert parse(atlas_head="/w/qc_reference_desc-atlasHead_T1w.nii").atlas_head == Path("/w/qc_reference_desc-atlasHead_T1w.nii")
     with pytest.raises(ValueError, match=r"items\[0\]\.atlas_head"):
         parse(atlas_head="qc_reference_desc-atlasHead_T1w.nii")
+
+
+def test_an_items_warp_summary_is_two_numbers_or_null_and_the_staging_folder_absolute():
+    """``warp`` (warpface: the face warp's reach and smallest Jacobian) is optional and refused
+    when malformed, naming the field; ``staging_dir`` (where the figures are drawn) likewise."""
+    def parse(staging=None, **change):
+        entry = {"input": "/d/sub-01/anat/sub-01_T1w.nii.gz", "output": "/w/out.nii", "output_name": "sub-01/anat/x.nii.gz",
+                 "method": "warpface", "registration": {"flag": "ok"}, **change}
+        request = {"output_dir": "/o", "bids_dir": "/d", "subject": "01", "session": None,
+                   "figures_dir": "/o/figures", "items": [entry]}
+        return QcRequest.from_json({**request, **({} if staging is None else {"staging_dir": staging})})
+
+    assert parse().items[0].warp is None and parse().write_dir == Path("/o/figures")
+    assert parse(warp={"max_mm": 18, "min_jacobian": 0.1}).items[0].warp == {"max_mm": 18.0, "min_jacobian": 0.1}
+    for bad in ({"max_mm": 18}, {"max_mm": "18", "min_jacobian": 0.1}, [18, 0.1]):
+        with pytest.raises(ValueError, match=r"items\[0\]\.warp"):
+            parse(warp=bad)
+    assert parse("/w/qc-figures").write_dir == Path("/w/qc-figures")
+    with pytest.raises(ValueError, match="staging_dir"):
+        parse("qc-figures")

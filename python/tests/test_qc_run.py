@@ -10,6 +10,7 @@ record is checked against the shape src/engine/qc-record.ts validates.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from conftest import person_a_anat
 from micanon import face
 from micanon.io import read_image, write_like
-from qc_fixtures import ANAT, assert_qc_reply, average_head, defaced, item, run_qc, synthetic  # noqa: F401 - fixtures
+from qc_fixtures import ANAT, SUBJECT, assert_qc_reply, average_head, defaced, item, run_qc, synthetic  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,8 @@ def faceless_run(synthetic, tmp_path_factory) -> dict[str, dict]:
         "scanner": item(source, outputs["clean"], "deface", registration={"metric": "mi", "value": 0.01, "flag": "scanner"}),
         # No guard file: nothing to re-check, the engine's own count stands.
         "counted": item(source, outputs["clean"], "deface", brain_voxels_changed=3),
+        # warpface: the engine's figures for its face warp travel into the record's checks.
+        "warped": item(source, outputs["clean"], "warpface", warp={"max_mm": 12.5, "min_jacobian": 0.25}),
     }
     result = run_qc(out_dir, synthetic["bids"], list(items.values()))
     return dict(zip(items, result["records"]))
@@ -86,6 +89,26 @@ def test_a_clean_deface_passes(synthetic, tmp_path):
     assert record["checks"]["identity"] is None
     assert set(record["renders"]["slices"]) == {"input_sagittal", "output_sagittal", "masks_overlay", "registration_overlay"}
     assert len(record["renders"]["input"]) == len(record["renders"]["output"]) == 9
+
+
+def test_with_a_staging_folder_the_figures_are_drawn_there_and_cited_where_they_will_land(synthetic, tmp_path):
+    """The pipeline asks for the figures in the session's work folder and moves them into the QC
+    folder once the records are back: a run killed during QC leaves no face renders there."""
+    stored = synthetic["stored"]
+    out = tmp_path / "T1w_deface.nii.gz"
+    write_like(stored, defaced(stored, synthetic["face_mask"]), out, "micanon test deface")
+    qc_dir, staging = tmp_path / "qc", tmp_path / "work"
+    staging.mkdir()
+    record = run_qc(qc_dir, synthetic["bids"], [item(synthetic["t1w"], out, "deface")], staging_dir=staging)["records"][0]
+    cited = [relative for group in ("input", "output", "slices") for relative in record["renders"][group].values()]
+    assert cited and all(relative.startswith(f"sub-{SUBJECT}/figures/") for relative in cited)
+    assert sorted(p.name for p in staging.iterdir()) == sorted(Path(relative).name for relative in cited)
+    assert not any(p.is_file() for p in qc_dir.rglob("*"))
+
+
+def test_a_warpface_record_carries_its_warp_s_reach_and_smallest_jacobian(faceless_run):
+    assert faceless_run["warped"]["checks"]["warp"] == {"max_mm": 12.5, "min_jacobian": 0.25}
+    assert all("warp" not in record["checks"] for name, record in faceless_run.items() if name != "warped")
 
 
 def test_the_records_are_held_to_the_pipelines_own_schema(faceless_run):

@@ -121,6 +121,12 @@ def test_the_kept_face_warp_moves_the_face_and_never_folds(session):
     assert np.sqrt((field ** 2).sum(-1)).max() > 1.0, "the warp moves the face"
     assert warps.jacobian_determinant(field, warp.affine).min() > 0
     assert any("min Jacobian" in line for line in session["log"])
+    # Every warpface record carries the figures of the one warp they share (reach, smallest Jacobian).
+    summaries = [r["warp"] for r in session["result"]["images"] if r.get("method") == "warpface" and "error" not in r]
+    assert summaries and all(s == summaries[0] for s in summaries)
+    assert summaries[0]["max_mm"] == pytest.approx(np.sqrt((field ** 2).sum(-1)).max(), abs=0.01)
+    assert summaries[0]["min_jacobian"] == pytest.approx(warps.jacobian_determinant(field, warp.affine).min(), abs=0.002)
+    assert not any("warp" in r for r in session["result"]["images"] if r.get("method") != "warpface")
 
 
 def test_headers_dtypes_and_scaling_are_kept(session):

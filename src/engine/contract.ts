@@ -16,6 +16,7 @@ import {
   methodSchema,
   sessionResultSchema,
   versionsSchema,
+  warpSummarySchema,
 } from './schemas.js';
 import { qcImageReplySchema, qcRepliesSchema } from './qc-record.js';
 
@@ -75,6 +76,8 @@ export const contract = {
       subject: label,
       session: label.nullable(),
       figures_dir: path,
+      /** Where the figure files are written instead (named as in figures_dir, which the records cite): the caller moves them into figures_dir once the records are back, so a run killed during QC leaves no face renders in the QC folder. */
+      staging_dir: path.optional(),
       /** The session's reference (inside bids_dir, or a --t1w from elsewhere) and why it was chosen: an image whose face check is inconclusive inherits its failure. */
       reference: z.object({ input: path, reason: z.string() }).nullable(),
       items: z.array(
@@ -89,6 +92,8 @@ export const contract = {
           face_roi: path.nullable(),
           /** The atlas head on the input's grid (reface, warpface): its renders are the atlas person in this camera (null: not compared). */
           atlas_head: path.nullable().optional(),
+          /** warpface: the face warp's reach (mm) and smallest Jacobian determinant, recorded with the checks. */
+          warp: warpSummarySchema.nullable().optional(),
           head_affine: matrix4.nullable(),
           registration: z.object({ flag: z.string(), metric: z.string().optional(), value: z.number().nullable().optional() }).loose(),
         }),

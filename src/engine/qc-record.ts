@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { LABEL_RE } from '../bids/selection.js';
-import { methodSchema } from './schemas.js';
+import { methodSchema, warpSummarySchema } from './schemas.js';
 
 /** BIDS labels are alphanumeric; they also become parts of file names, so hold them to it. */
 export const bidsLabel = z.string().regex(LABEL_RE, 'a BIDS label (letters and digits only)');
@@ -113,6 +113,8 @@ const checksSchema = z.looseObject({
       })
       .optional(),
   }),
+  /** warpface: the engine's face warp, reach (mm) and smallest Jacobian (recorded, not a check of its own). */
+  warp: warpSummarySchema.optional(),
 });
 
 const rendersSchema = z.looseObject({

@@ -60,6 +60,9 @@ const registrationSchema = z
   })
   .loose();
 
+/** The face warp of a warpface output: how far it moved the face (mm) and its smallest Jacobian determinant (> 0: no fold). */
+export const warpSummarySchema = z.object({ max_mm: z.number().nonnegative(), min_jacobian: z.number() });
+
 export const imageRecordSchema = z.union([
   z
     .object({
@@ -79,6 +82,7 @@ export const imageRecordSchema = z.union([
       /** reface, warpface: the atlas head on the image's grid (the face they aim at, seen by QC in the image's camera). */
       atlas_head_image: z.string().nullable().optional(),
       image_to_atlas: matrix4.nullable().optional(),
+      warp: warpSummarySchema.optional(),
     })
     .loose(),
   z.object({ input: z.string(), method: methodSchema.optional(), error: z.string() }).loose(),

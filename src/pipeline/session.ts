@@ -5,7 +5,7 @@
  * with its scrubbed sidecar. Nothing un-vetted is ever written inside output_dir, not even under
  * a hidden name. A failure of one image never stops the others.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { moveFileAtomic } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
@@ -144,7 +144,10 @@ export function commitPolicy(
  * (status, reason, and `hard`), an image's inherited from its session's reference included; here
  * only --qc-fail-ok is applied to the record (where the output is written). Records go to
  * <qc_dir>/logs/qc, figures to <qc_dir>/sub-XX/figures; the participant report is rewritten from
- * all records on disk. The QC dir is the engine's `output_dir` here: render paths in the records
+ * all records on disk. The engine draws the figures in the session's work folder (`qcFigures`),
+ * and they are moved into the QC folder only once every record is back, just before the records
+ * are written: a run killed during QC leaves no renders of the input's face (and no figure
+ * without its record) behind. The QC dir is the engine's `output_dir` here: render paths in the records
  * are relative to it. Returns the verdict per work-folder output path.
  */
 async function checkOutputs(
@@ -152,6 +155,7 @@ async function checkOutputs(
   plan: SessionPlan,
   config: RunConfig,
   candidates: ReadonlyArray<{ output: PlannedOutput; record: ImageRecord | null }>,
+  qcFigures: string,
 ): Promise<Map<string, QcVerdict>> {
   const verdicts = new Map<string, QcVerdict>();
   if (candidates.length === 0) return verdicts;
@@ -167,16 +171,19 @@ async function checkOutputs(
       brain_guard: engineRecord?.brain_guard_mask ?? null,
       face_roi: engineRecord?.face_roi_mask ?? null,
       atlas_head: engineRecord?.atlas_head_image ?? null,
+      warp: engineRecord?.warp ?? null,
       head_affine: engineRecord?.image_to_atlas ?? null,
       registration: { flag: 'ok', ...(engineRecord?.registration ?? {}) },
     };
   });
+  const figuresDir = participantFigureDir(config.qcDir, plan.subject);
   const pending = qcOutputs(engine, {
     output_dir: config.qcDir,
     bids_dir: config.bidsDir,
     subject: plan.subject,
     session: plan.session,
-    figures_dir: participantFigureDir(config.qcDir, plan.subject),
+    figures_dir: figuresDir,
+    staging_dir: qcFigures,
     reference: { input: plan.reference, reason: plan.referenceReason },
     items,
   });
@@ -185,6 +192,7 @@ async function checkOutputs(
   if (reply.records.length !== items.length) {
     throw new Error(`the engine returned ${reply.records.length} QC records for ${items.length} outputs`);
   }
+  for (const name of await readdir(qcFigures)) await moveFileAtomic(path.join(qcFigures, name), path.join(figuresDir, name));
   for (const [index, record] of reply.records.entries()) {
     // --qc-fail-ok writes failures that are not hard anyway: the record says where.
     if (record.status === 'FAILED' && config.qcFailOk && !record.hard) record.output = items[index]!.output_name;
@@ -300,7 +308,7 @@ export async function anonymizeSession(
   const passedEngine = decided.filter((d) => d.why === null);
   const qcStarted = Date.now();
   progress?.stage(`${name}: QC`);
-  const qcVerdicts = await checkOutputs(engine, plan, config, passedEngine).catch((err: unknown) => {
+  const qcVerdicts = await checkOutputs(engine, plan, config, passedEngine, path.join(sessionWork, 'qc-figures')).catch((err: unknown) => {
     // An output that could not be proven is treated as failing its proof.
     const reason = `QC could not run: ${describeError(err)}`;
     log.error(`${name}: ${reason}`);

@@ -66,4 +66,18 @@ describe('the run summary', () => {
       qcDir: path.join(root, 'out'),
     });
   });
+
+  it("gives a warpface row its face warp's reach and smallest Jacobian, and other rows none", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'micanon-record-'));
+    const config = runConfigSchema.parse({ bidsDir: path.join(root, 'bids'), outputDir: path.join(root, 'out'), analysisLevel: 'participant' });
+    mkdirSync(path.join(root, 'out', 'logs'), { recursive: true });
+    const input = path.join(root, 'bids', 'sub-A', 'ses-01', 'anat', 'sub-A_ses-01_T1w.nii.gz');
+    const engine = (method: 'reface' | 'warpface') => ({
+      input, method, output: '/work/x.nii.gz', brain_voxels_changed: 0, guard_voxels: 10, registered: true, dtype: 'int16', seconds: 1,
+      ...(method === 'warpface' ? { warp: { max_mm: 18.04, min_jacobian: 0.097 } } : {}),
+    });
+    await writeRunSummary(config, [record({ input, method: 'reface', engine: engine('reface') }), record({ input, method: 'warpface', engine: engine('warpface') })], new Date());
+    const body = JSON.parse(readFileSync(path.join(root, 'out', 'logs', 'sub-A_ses-01_micanon.json'), 'utf8')) as { outputs: Array<Record<string, unknown>> };
+    expect(body.outputs.map((o) => o.warp)).toEqual([undefined, { max_mm: 18.04, min_jacobian: 0.097 }]);
+  });
 });

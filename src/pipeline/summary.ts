@@ -105,6 +105,7 @@ export async function writeRunSummary(
         input: path.relative(config.bidsDir, row.input),
         output: row.output ? path.relative(config.outputDir, row.output) : null,
         registration: engine && 'registration' in engine ? engine.registration : null,
+        ...(engine && 'warp' in engine && engine.warp ? { warp: engine.warp } : {}),
       })),
     };
     await writeFileAtomic(file, `${JSON.stringify(body, null, 2)}\n`);

@@ -174,6 +174,16 @@ describe('writeParticipantReport', () => {
     expect(page).toContain('decided by: landmarks');
   });
 
+  it("shows a warpface output's face warp (reach and smallest Jacobian), and no such row for other methods", () => {
+    const base = goodRecord({ method: 'warpface' });
+    const warped = { ...base, checks: { ...base.checks, warp: { max_mm: 18.04, min_jacobian: 0.097 } } };
+    const page = participantReportHtml({ subject: '01', records: [warped], existingRenders: new Set() });
+    expect(page).toContain('<th>Face warp</th>');
+    expect(page).toContain('moves the face up to 18.0 mm; smallest Jacobian determinant 0.10');
+    const plain = participantReportHtml({ subject: '01', records: [goodRecord({ method: 'reface' })], existingRenders: new Set() });
+    expect(plain).not.toContain('Face warp');
+  });
+
   it('labels the slice figures as projections when QC drew MIPs (an input with no head surface)', () => {
     const slicePage = participantReportHtml({ subject: '01', records: [goodRecord()], existingRenders: new Set() });
     expect(slicePage).toContain('Mid-sagittal, before');

@@ -167,6 +167,12 @@ function fitCheckLine(check: QcRecord['checks']['registration']['check']): Html 
   return html`<br><span class="muted">fit check: ${check.flag}; witnesses: ${witnesses}${figures ? ` (${figures})` : ''}${check.reason ? `; ${check.reason}` : ''}</span>`;
 }
 
+/** warpface: how far the face warp moved the face and how near it came to folding (0: a fold; the engine refuses one). */
+function warpRow(warp: QcRecord['checks']['warp']): Html | string {
+  if (!warp) return '';
+  return html`<tr><th>Face warp</th><td>${badge('none', 'info')}</td><td>moves the face up to ${warp.max_mm.toFixed(1)} mm; smallest Jacobian determinant ${warp.min_jacobian.toFixed(2)} (above 0: it nowhere folds; near 0: skin squeezed)</td></tr>`;
+}
+
 function checksTable(record: QcRecord): Html {
   const { checks } = record;
   const brain = checks.brain_voxels_changed;
@@ -182,6 +188,7 @@ function checksTable(record: QcRecord): Html {
 <tr><th>Face</th><td>${faceBadge(checks.face)}</td><td>${checks.face.rule}${checks.face.detail ? html`<br><span class="muted">${checks.face.detail}</span>` : ''}${checks.face.evidence ? html`<br><span class="muted">decided by: ${checks.face.evidence}</span>` : ''}</td></tr>
 ${identityRow(record)}
 <tr><th>Registration</th><td>${registrationBadge(record)}</td><td><code>${reg.metric}</code> = ${reg.value === null ? 'n/a' : reg.value.toFixed(3)}${fitCheckLine(reg.check)}</td></tr>
+${warpRow(checks.warp)}
 </tbody></table>`;
 }
 

@@ -8,6 +8,7 @@ brain+neck mask and integrated so it never folds; expressed on any image's grid 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -55,6 +56,11 @@ class FaceWarp:
     def min_jacobian(self) -> float:
         """Smallest Jacobian determinant of the warp: > 0 means it nowhere folds."""
         return float(jacobian_determinant(self.displacement, self.affine).min()) if self.displacement.size else 1.0
+
+    @cached_property
+    def summary(self) -> dict[str, float]:
+        """What the records say of the warp: its reach (mm) and smallest Jacobian determinant."""
+        return {"max_mm": round(self.max_mm, 2), "min_jacobian": round(self.min_jacobian, 3)}
 
 
 def face_box(zone: np.ndarray, affine: np.ndarray, margin_mm: float) -> tuple[tuple[int, int, int], np.ndarray]:

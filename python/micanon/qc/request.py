@@ -42,7 +42,8 @@ class QcItem:
     relative to the dataset's output_dir, a name for the record (``output`` is a temporary name); ``brain_voxels_changed`` and
     ``guard_voxels`` are the engine's own counts; ``brain_guard``/``face_roi`` are native masks
     (None when not available); ``head_affine`` maps the input's scanner RAS to atlas RAS (4x4);
-    ``atlas_head`` is the atlas head on the input's grid (reface, warpface; None: not compared).
+    ``atlas_head`` is the atlas head on the input's grid (reface, warpface; None: not compared);
+    ``warp`` the face warp's reach and smallest Jacobian (warpface; recorded, not judged here).
     """
 
     input: Path
@@ -56,6 +57,7 @@ class QcItem:
     head_affine: np.ndarray | None
     registration: Registration
     atlas_head: Path | None = None
+    warp: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,11 @@ class Reference:
 class QcRequest:
     """Every output of one participant session; figures go to ``figures_dir`` (inside ``output_dir``,
     which is the QC folder: the dataset's output_dir, or --qc-dir, or ``<output_dir>-qc`` for the
-    raw layout; figure paths in the records are relative to it). ``reference``: the session's
-    reference, inside ``bids_dir`` or (``--t1w``) anywhere (None: no session, e.g. ``micanon qc``)."""
+    raw layout; figure paths in the records are relative to it). With ``staging_dir`` the figure
+    files are written there instead, under the same names, and the caller moves them into
+    ``figures_dir`` once the records are back (a run killed during QC then leaves no input face
+    renders in the QC folder). ``reference``: the session's reference, inside ``bids_dir`` or
+    (``--t1w``) anywhere (None: no session, e.g. ``micanon qc``)."""
 
     output_dir: Path
     bids_dir: Path
@@ -81,6 +86,12 @@ class QcRequest:
     figures_dir: Path
     items: list[QcItem]
     reference: Reference | None = None
+    staging_dir: Path | None = None
+
+    @property
+    def write_dir(self) -> Path:
+        """Where the figure files are written: ``staging_dir`` when given, else ``figures_dir``."""
+        return self.staging_dir or self.figures_dir
 
     @classmethod
     def from_json(cls, request: dict[str, Any]) -> "QcRequest":
@@ -90,6 +101,7 @@ class QcRequest:
         output_dir = _absolute(request.get("output_dir"), "output_dir")
         figures_dir = _absolute(request.get("figures_dir"), "figures_dir")
         inside(figures_dir, output_dir, "figures_dir")
+        staging_dir = None if request.get("staging_dir") is None else _absolute(request["staging_dir"], "staging_dir")
         bids_dir = _absolute(request.get("bids_dir"), "bids_dir")
         items = request.get("items")
         if not isinstance(items, list):
@@ -97,7 +109,8 @@ class QcRequest:
         parsed = [_item(entry, n) for n, entry in enumerate(items)]
         for n, entry in enumerate(parsed):
             inside(entry.input, bids_dir, f"items[{n}].input")  # records name inputs relative to bids_dir
-        return cls(output_dir, bids_dir, subject, session, figures_dir, parsed, _reference(request.get("reference")))
+        return cls(output_dir, bids_dir, subject, session, figures_dir, parsed, _reference(request.get("reference")),
+                   staging_dir)
 
 
 def inside(path: Path, folder: Path, name: str) -> str:
@@ -174,4 +187,13 @@ def _item(entry: Any, n: int) -> QcItem:
         registration=Registration(str(registration.get("metric", "")), None if value is None else float(value), flag,
                                   registration.get("check") if isinstance(registration.get("check"), dict) else None),
         atlas_head=_optional_path(entry.get("atlas_head"), f"{where}.atlas_head"),
+        warp=_warp(entry.get("warp"), f"{where}.warp"),
     )
+
+
+def _warp(value: Any, name: str) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), (int, float)) for k in ("max_mm", "min_jacobian")):
+        raise ValueError(f"qc: {name} must be {{max_mm, min_jacobian}} (numbers) or null, got {value!r}")
+    return {"max_mm": float(value["max_mm"]), "min_jacobian": float(value["min_jacobian"])}

@@ -36,8 +36,8 @@ class _Run:
         self.prefixes: set[str] = set()
 
     def figure(self, name: str, picture: np.ndarray) -> str:
-        path = render.save_png(picture, self.request.figures_dir / f"{name}.png")
-        return inside(path, self.request.output_dir, "figure")
+        render.save_png(picture, self.request.write_dir / f"{name}.png")
+        return inside(self.request.figures_dir / f"{name}.png", self.request.output_dir, "figure")
 
     def output_prefix(self, stem: str, method: str) -> str:
         """``<input stem>_<method>``, the start of an output's figure names; a second output of the
@@ -149,6 +149,8 @@ class _Run:
             "identity": identity,
             "registration": registration_check(item.registration),
         }
+        if item.warp is not None:  # warpface: the engine's figures for its face warp, shown beside the checks
+            checks["warp"] = item.warp
         record = {
             "subject": self.request.subject,
             "session": self.request.session,
@@ -198,7 +200,10 @@ def check_outputs(request: QcRequest) -> dict[str, Any]:
     the first item).
     """
     start = time.perf_counter()
-    request.figures_dir.mkdir(parents=True, exist_ok=True)
+    if request.staging_dir is None:
+        request.figures_dir.mkdir(parents=True, exist_ok=True)
+    else:  # inside the session's work folder, which exists (an interrupt that removed it wins)
+        request.staging_dir.mkdir(exist_ok=True)
     run = _Run(request)
     records, timings = [], []
     for item in request.items:
