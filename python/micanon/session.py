@@ -173,13 +173,11 @@ def anonymize_session(
             # The warp's target is the atlas face alone: warpface reshapes the face; the shell is
             # pasted afterwards (face_methods.warpface). Aimed at the refaced shell too, the brow
             # pulls so hard that A's warp folds and, halved until it does not, keeps more of A.
-            # Below the atlas's field of view its air is padding, not a face: aimed there the warp
-            # pulled B's chin up 30 mm, squeezing it to a Jacobian of 0.06 (0.00 on a rotated copy).
-            aimed = replace(t1_item.masks, face_zone=atlas_masks.within_atlas_view(
-                atlas_images, t1_item.masks.face_zone, t1w.affine, atlas_fit.native_to_atlas))
-            refaced = face_methods.reface(t1w_volume, aimed, t1w.zooms, shell=False)
+            # The face zone stops at the atlas's field of view (masks.pull_masks): aimed at the
+            # padding below it, the warp pulled B's chin up 30 mm (a Jacobian of 0.06).
+            refaced = face_methods.reface(t1w_volume, t1_item.masks, t1w.zooms, shell=False)
             warp = warps.face_warp(
-                t1w_volume, refaced, t1w.affine, aimed, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
+                t1w_volume, refaced, t1w.affine, t1_item.masks, dilate_mm_=dilate, seed=seed, work_dir=work_dir,
             )
             log(f"face warp: max {warp.summary['max_mm']:.1f} mm, min Jacobian {warp.summary['min_jacobian']:.2f}, "
                 f"in {time.perf_counter() - start:.1f} s")

@@ -268,6 +268,34 @@ def test_below_the_atlas_s_field_of_view_the_face_warp_has_no_target(synthetic_a
     assert not kept[~zone].any()
 
 
+def test_reface_and_the_warp_replace_nothing_below_the_atlas_s_field_of_view(synthetic_atlas):
+    """What reface pastes and the warp aims at (the face zone, the shell) stop at the atlas's
+    field of view: below it the atlas is padding air, which pasted cut a gash under B's lips."""
+    import dataclasses
+
+    data, affine, _ = make_subject()
+    atlas = load_atlas_images(synthetic_atlas)
+    grid_to_atlas = atlas_from_subject()
+    whole = atlas_masks.pull_masks(atlas, data.shape, affine, grid_to_atlas, guard_mm=GUARD_MM, with_face=True, with_shell=True)
+    to_atlas_voxel = np.linalg.inv(atlas.affine) @ grid_to_atlas @ affine
+    k_of = lambda mask: np.argwhere(mask) @ to_atlas_voxel[2, :3] + to_atlas_voxel[2, 3]  # noqa: E731
+    k = k_of(whole.face_zone)
+    cut = int(np.percentile(k, 50))  # the average's view ends halfway down this face
+    template = atlas.template.copy()
+    template[:, :, :cut] = 0.0
+    padded = dataclasses.replace(atlas, template=template)
+    masks = atlas_masks.pull_masks(padded, data.shape, affine, grid_to_atlas, guard_mm=GUARD_MM, with_face=True, with_shell=True)
+    assert masks.face_zone.any() and masks.face_zone.sum() < 0.7 * whole.face_zone.sum()
+    assert k_of(masks.face_zone).min() >= padded.view_floor - 0.5
+    assert not masks.shell_zone.any() or k_of(masks.shell_zone).min() >= padded.view_floor - 0.5
+    # reface changes nothing below it (the face ROI itself is deface's, and stays whole)
+    out = face_methods.reface(data, masks, zooms_of(affine))
+    below = np.zeros(data.shape, bool)
+    below[tuple(np.argwhere(np.ones(data.shape, bool))[k_of(np.ones(data.shape, bool)) < padded.view_floor - 0.5].T)] = True
+    assert (out[below] == data[below]).all() and (out != data).any()
+    assert masks.face_roi.sum() == whole.face_roi.sum()
+
+
 def test_pull_fraction_of_thick_slices():
     # atlas: 1 mm grid, mask = half-space z < 0; native: 4 mm slices, one centred on z = 0
     mask = np.zeros((10, 10, 40), np.uint8)

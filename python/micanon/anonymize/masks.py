@@ -371,7 +371,8 @@ def pull_masks(
     brain_guard = any atlas brain in the voxel, united with ``native_brain`` (the subject's own
     brain on this grid, found without the atlas fit), grown by ``guard_mm`` in native mm.
     face_roi = voxels at least half face, less the guard. With ``with_face`` (reface,
-    warpface) also brain_neck, the face zone, the head shell and the atlas intensities; without,
+    warpface) also brain_neck, the face zone (within the atlas's field of view,
+    :func:`within_atlas_view`), the head shell and the atlas intensities; without,
     those are None (deface needs none of them); so is ``atlas_head`` (:func:`atlas_head_on_grid`). ``with_ears``: the ears ROI less the guard.
     ``with_shell`` (reface; needs ``with_face``): the head shell, its weights and the atlas intensities to paste.
     """
@@ -395,7 +396,9 @@ def pull_masks(
     brain_neck = zone = face = shell_zone = shell_weight = paste = atlas_head = None
     if with_face:
         brain_neck = (pull("brain_neck", outside=1.0) >= 0.5) | guard
-        zone = ((pull("face_zone") >= 0.5) | face_roi) & ~brain_neck
+        # Below the average's field of view the atlas grid is padded with air, not a face: what
+        # reface pastes and the warp aims at stop there (pasted, that air cut a gash under B's lips).
+        zone = within_atlas_view(atlas, ((pull("face_zone") >= 0.5) | face_roi) & ~brain_neck, affine, grid_to_atlas)
         face = pull_fraction(atlas.closed_face, atlas.affine, shape, affine, grid_to_atlas, atlas.boxes["face"], intensities=True)
         atlas_head = atlas_head_on_grid(atlas, shape, affine, grid_to_atlas)
     if with_shell and with_face:
@@ -408,6 +411,7 @@ def pull_masks(
             fade = 1.0 - distance_outside_mm(ears_box, zooms, EARS_FADE_MM) / EARS_FADE_MM
             np.maximum(shell_weight, fade, out=shell_weight)
         shell_zone = (shell_weight > 0) & ~dilate_mm(guard, zooms, SHELL_MARGIN_MM) & ~zone
+        shell_zone = within_atlas_view(atlas, shell_zone, affine, grid_to_atlas)
         paste = np.zeros(shape, np.float32)
         replaced = shell_zone | zone
         paste[replaced] = sample_at(atlas.paste, atlas.affine, np.argwhere(replaced), grid_to_atlas @ affine)
