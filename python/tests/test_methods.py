@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from conftest import atlas_from_subject, make_subject
 
 from micanon.anonymize import masks as atlas_masks
@@ -359,25 +358,6 @@ def test_flow_of_a_folding_field_does_not_fold_and_keeps_still_points_still():
     assert np.abs(disp).max() > 6.0, "the flow still moves points far"
     small = velocity * 0.01
     assert warps.flow(small, box_affine) == pytest.approx(small, abs=1e-3)
-
-
-def test_the_face_warp_sees_the_outer_head_not_the_cavities_inside_it():
-    """A render sees only the outer skin: a dark cavity inside the head (sinus, orbit, skull),
-    even one a narrow channel (a nostril) joins to the outside, is head to the warp's surface,
-    while a dent in the outer surface (an eye socket) stays outside."""
-    tissue = np.zeros((40, 40, 40), bool)
-    tissue[5:35, 5:35, 5:35] = True
-    tissue[15:25, 15:25, 15:25] = False  # the cavity
-    tissue[19:21, 25:29, 19:21] = False  # its channel out: forward, then up through the top
-    tissue[19:21, 27:29, 19:35] = False
-    tissue[10:14, 30:35, 10:14] = False  # a dent in the front face
-    head = warps.outer_head(tissue)
-    assert head[15:25, 15:25, 15:25].all() and head[19:21, 25:27, 19:21].all()
-    assert not head[19:21, 27:29, 25:35].any()  # the channel's straight run to the top is seen
-    assert not head[10:14, 30:35, 10:14].any() and not head[:5].any()
-    assert head[tissue].all()
-    # a hole fill (the cavity reaches the outside) and the whole thresholded volume both miss it
-    assert not ndimage.binary_fill_holes(tissue)[20, 20, 20]
 
 
 def test_a_rough_field_is_smoothed_until_its_flow_does_not_fold():

@@ -31,9 +31,6 @@ WARP_SMOOTHINGS = 5
 # signed distance (mm) to its skin, clipped here, and SyN matches those (mean squares). Shape
 # is what identifies a render; intensities inside the face (fat, muscle, the atlas's blurred
 # eyes) pulled the old warp toward matching textures and left the person's surface half-moved.
-# The skin is the outer head's (:func:`outer_head`): the skull, sinuses and orbits inside are
-# surfaces of the thresholded volume too, and matched to the atlas's they held the skin back (on
-# B, 90% of the skin within 3.5 mm of the atlas's before, 2.8 mm since).
 SURFACE_CLIP_MM = 15.0
 # ... and a field that folds after those smoothings is halved, at most this many times.
 WARP_HALVINGS = 4
@@ -97,14 +94,13 @@ def face_warp(
     tapered field is then integrated (:func:`unfolded_flow`) so the warp never folds.
     """
     shape, box_aff = face_box(masks.face_zone, affine, margin_mm=20.0)
-    fixed, moving = _smooth_to(refaced, affine), _smooth_to(t1w, affine)
+    fixed = resample(_smooth_to(refaced, affine), affine, shape, box_aff)
+    moving = resample(_smooth_to(t1w, affine), affine, shape, box_aff)
     skin = pick_skin_threshold(t1w, tuple(float(z) for z in zooms_of(affine)))
     metric = None
     if skin.ok:
-        fixed, moving = (outer_head(volume > skin.value).astype(np.float32) for volume in (fixed, moving))
-    fixed, moving = (resample(volume, affine, shape, box_aff) for volume in (fixed, moving))
-    if skin.ok:
-        fixed, moving = (signed_distance(head > 0.5, zooms_of(box_aff), SURFACE_CLIP_MM) for head in (fixed, moving))
+        fixed = signed_distance(fixed > skin.value, zooms_of(box_aff), SURFACE_CLIP_MM)
+        moving = signed_distance(moving > skin.value, zooms_of(box_aff), SURFACE_CLIP_MM)
         metric = ("meansquares", 0)
     keep = resample(masks.brain_neck.astype(np.float32), affine, shape, box_aff) > 0.5
     keep = dilate_mm(keep, zooms_of(box_aff), dilate_mm_)
@@ -116,23 +112,6 @@ def face_warp(
     weight = np.clip(dist / WARP_TAPER_MM, 0, 1) * np.clip(edge / WARP_TAPER_MM, 0, 1)
     weight[keep] = 0.0
     return FaceWarp(displacement=unfolded_flow(field * weight[..., None], box_aff), affine=box_aff)
-
-
-def outer_head(tissue: np.ndarray) -> np.ndarray:
-    """The head as a render sees it: every voxel not seen from outside the grid along one of its
-    six axis directions without crossing ``tissue``.
-
-    A render sees only the outer skin; the dark skull, sinuses, orbits and airway inside are
-    surfaces of ``tissue`` too, and a warp matching them to the atlas's pulls against the skin.
-    They reach the outside through the nostrils, ear canals and the neck's cut, so a hole fill
-    keeps them; what no straight ray along an axis reaches is the head.
-    """
-    outside = np.zeros(tissue.shape, bool)
-    for axis in range(3):
-        for reverse in (False, True):
-            seen = np.logical_or.accumulate(np.flip(tissue, axis) if reverse else tissue, axis=axis)
-            outside |= np.flip(~seen, axis) if reverse else ~seen
-    return ~outside
 
 
 def signed_distance(inside: np.ndarray, zooms, clip_mm: float) -> np.ndarray:
