@@ -257,14 +257,15 @@ class NativeMasks:
 def within_atlas_view(atlas: AtlasImages, where: np.ndarray, affine: np.ndarray, grid_to_atlas: np.ndarray) -> np.ndarray:
     """``where`` (native bool) less the voxels that map below the atlas's field of view
     (:attr:`AtlasImages.view_floor`): there the atlas has padding, not a head."""
-    idx = np.argwhere(where)
     out = np.zeros(where.shape, bool)
-    if idx.size == 0:
+    lo, hi = bounding_box(where)
+    if not (hi > lo).all():
         return out
-    to_atlas_voxel = np.linalg.inv(atlas.affine) @ grid_to_atlas @ affine
-    k = idx @ to_atlas_voxel[2, :3] + to_atlas_voxel[2, 3]
-    keep = k >= atlas.view_floor - 0.5
-    out[tuple(idx[keep].T)] = True
+    # the atlas slice index of every voxel of the box (linear in the voxel indices), as _shell_fade
+    row = (np.linalg.inv(atlas.affine) @ grid_to_atlas @ affine)[2]
+    i, j, k = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    out[box] = where[box] & ((row[0] * i + row[1] * j) + (row[2] * k + row[3]) >= atlas.view_floor - 0.5)
     return out
 
 
