@@ -24,20 +24,13 @@ import { Engine } from '../src/engine/bridge.js';
 import { defaultAtlasDir, packageRoot } from '../src/paths.js';
 import { buildOnce } from './helpers/cli.js';
 import { writeRawNifti, type RawNifti } from './helpers/nifti.js';
+import { filesUnder } from './helpers/files.js';
 import { alive, waitUntil } from './helpers/processes.js';
 
 const cliPath = path.join(packageRoot, 'bin', 'micanon.js');
 const root = mkdtempSync(path.join(tmpdir(), 'micanon-faults-'));
 const bids = path.join(root, 'bids');
 const T1W = path.join(bids, 'sub-example', 'anat', 'sub-example_T1w.nii.gz');
-
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
-    .sort();
-}
 
 function filesAndFolders(dir: string): string[] {
   if (!existsSync(dir)) return [];

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildOnce, runCli } from './helpers/cli.js';
+import { filesUnder } from './helpers/files.js';
+import { waitUntil } from './helpers/processes.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'micanon-qc-command-'));
 const original = path.join(root, 'bids', 'sub-example', 'anat', 'sub-example_T1w.nii.gz');
@@ -75,6 +77,18 @@ describe('micanon qc', () => {
     expect(errors[0]).toContain(`${altered}: QC FAILED: ${count} brain voxels changed`);
     // Without --out, the figures and Python's work went to a temporary folder, now removed.
     expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('draws its figures in a temporary folder and moves them in with the record: killed mid-check, --out holds no figure', async () => {
+    const out = path.join(root, 'qc-killed');
+    const scratch = mkdtempSync(path.join(tmpdir(), 'micanon-qc-tmp-'));
+    const run = runCli('micanon', ['qc', defaced, '--original', original, '--out', out], { env: { ...process.env, TMPDIR: scratch } });
+    // The first figure drawn is a render of the original's face.
+    const drawn = await waitUntil(() => filesUnder(scratch).some((f) => f.endsWith('.png')), 120_000, 20);
+    run.kill('SIGKILL');
+    await run;
+    expect(drawn, 'no figure was drawn in the temporary folder').toBe(true);
+    expect(filesUnder(out).filter((f) => f.endsWith('.png'))).toEqual([]);
   });
 
   it('names a missing file in one line with exit 66', async () => {

@@ -284,7 +284,8 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
     """QC one image anonymized by any tool (``micanon qc``), against its original when given.
 
     Request: image, original (or null), method, atlas (folder), output_dir, figures_dir (inside
-    output_dir), subject, session (labels naming the record), reference_is_t1w (the image
+    output_dir), staging_dir (optional: the figure files are written there, named as in
+    figures_dir, for the caller to move in), subject, session (labels naming the record), reference_is_t1w (the image
     registered to the atlas is a T1w); images in their own scanner space.
     Writes the figures and returns the QC record (see micanon.standalone.check_image).
     """
@@ -299,6 +300,7 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
         load_atlas(request["atlas"]),
         output_dir=request["output_dir"],
         figures_dir=request["figures_dir"],
+        staging_dir=request.get("staging_dir"),
         subject=request["subject"],
         session=request["session"],
         seed=request["seed"],

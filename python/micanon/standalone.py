@@ -18,6 +18,7 @@ can show is checked (its faces and its registration); brain, header and identity
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
 import time
@@ -27,10 +28,11 @@ from typing import Any, Callable
 import nibabel as nib
 import numpy as np
 
-from micanon import face, qc, render
+from micanon import face, qc
 from micanon.anonymize import guard
 from micanon.atlas.load import Atlas
 from micanon.io import StoredImage, read_image
+from micanon.qc.run import make_figure_folder, save_figure
 from micanon.qc.verdict import image_alone_reason
 from micanon.anonymize.masks import atlas_head_on_grid, pull_masks
 from micanon.space.registration import AtlasRegistration, register_to_atlas
@@ -50,6 +52,7 @@ def check_image(
     *,
     output_dir: str | os.PathLike[str],
     figures_dir: str | os.PathLike[str],
+    staging_dir: str | os.PathLike[str] | None = None,
     subject: str,
     session: str | None,
     seed: int,
@@ -61,7 +64,9 @@ def check_image(
     ``reference_is_t1w`` False: the image registered to the atlas (the original, else the image)
     is another contrast than a T1w (the caller reads that from its BIDS name).
 
-    Figures are written under ``figures_dir`` (inside ``output_dir``). Returns the QC record:
+    Figures are written under ``figures_dir`` (inside ``output_dir``), or into ``staging_dir``
+    under the same names when given (the record still cites ``figures_dir``: the caller moves
+    them in). Returns the QC record:
     with an original, the pipeline's record (src/engine/qc-record.ts validates it) with a
     ``standalone`` block added; without one, the same keys with the checks one image cannot
     answer marked not checked. ``status`` is PASS when every check that ran passed.
@@ -70,6 +75,9 @@ def check_image(
         raise ValueError(f"method must be one of {', '.join(qc.METHODS)}, got {method!r}")
     image, output_dir, figures_dir = Path(image).absolute(), Path(output_dir).absolute(), Path(figures_dir).absolute()
     original = None if original is None else Path(original).absolute()
+    # Where the record and its figures go (the item is added by the check that runs).
+    figures = qc.QcRequest(output_dir, (original or image).parent, subject, session, figures_dir, [],
+                           staging_dir=None if staging_dir is None else Path(staging_dir).absolute())
     start = time.perf_counter()
     # Both files are read before the registration, so a bad one is named at once.
     image_stored = read_image(image)
@@ -80,7 +88,7 @@ def check_image(
             fit = _register(reference, atlas, seed=seed, work_dir=work, t1w_contrast=reference_is_t1w)
             registered = time.perf_counter()
             registration = qc.Registration(fit.quality.metric, round(float(fit.quality.value), 4), fit.quality.flag)
-            record = _check_alone(image, method, fit.native_to_atlas, registration, output_dir, figures_dir, subject, session)
+            record = _check_alone(image, method, fit.native_to_atlas, registration, figures)
         else:
             # As the pipeline does: the original's own brain joins the guard, and the fit is judged.
             reference_fit = _fit_original(reference, atlas, seed=seed, work_dir=work, t1w_contrast=reference_is_t1w, log=log)
@@ -88,7 +96,7 @@ def check_image(
             quality = reference_fit.quality
             registration = qc.Registration(quality.metric, round(float(quality.value), 4), quality.flag, quality.check)
             record = _check_pair(image, image_stored, original, reference, method, atlas, reference_fit, registration,
-                                 output_dir, figures_dir, subject, session, work)
+                                 figures, work)
     record["standalone"] = {
         "image": str(image),
         "original": None if original is None else str(original),
@@ -125,9 +133,10 @@ def _fit_original(reference: StoredImage, atlas: Atlas, *, seed: int, work_dir: 
 
 
 def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: StoredImage, method: str, atlas: Atlas,
-                reference_fit: ReferenceFit, registration: qc.Registration, output_dir: Path, figures_dir: Path,
-                subject: str, session: str | None, work: str) -> dict[str, Any]:
-    """The pipeline's QC record of IMAGE as the ``method`` output of ORIGINAL."""
+                reference_fit: ReferenceFit, registration: qc.Registration, request: qc.QcRequest,
+                work: str) -> dict[str, Any]:
+    """The pipeline's QC record of IMAGE as the ``method`` output of ORIGINAL (``request``: where
+    its record and figures go, the item added here)."""
     fit = reference_fit.atlas_fit
     images = load_atlas_images(atlas)
     masks = pull_masks(images, stored.shape3d, stored.affine, fit.native_to_atlas,
@@ -149,8 +158,7 @@ def _check_pair(image: Path, image_stored: StoredImage, original: Path, stored: 
         brain_guard=mask_files["brain_guard"], face_roi=mask_files["face_roi"],
         head_affine=fit.native_to_atlas, registration=registration, atlas_head=atlas_head,
     )
-    request = qc.QcRequest(output_dir, original.parent, subject, session, figures_dir, [item])
-    result = qc.check_outputs(request)
+    result = qc.check_outputs(dataclasses.replace(request, items=[item]))
     record = result["records"][0]
     # The image exists whatever its verdict (the pipeline's null means "not written").
     record["output"] = image.name
@@ -190,16 +198,14 @@ def _not_checked(detail: str = NO_ORIGINAL) -> dict[str, Any]:
     return {"verdict": "not_checked", "pass": None, "detail": detail}
 
 
-def _check_alone(image: Path, method: str, head_affine: np.ndarray, registration: qc.Registration, output_dir: Path,
-                 figures_dir: Path, subject: str, session: str | None) -> dict[str, Any]:
+def _check_alone(image: Path, method: str, head_affine: np.ndarray, registration: qc.Registration,
+                 request: qc.QcRequest) -> dict[str, Any]:
     """What one image can show: which views show a face, by which detector, and (deface) whether
-    the CNN finds one. Figures: the image's views and its mid-sagittal slice."""
-    figures_dir.mkdir(parents=True, exist_ok=True)
-
-    def figure(name: str, picture: np.ndarray) -> str:
-        return Path(os.path.relpath(render.save_png(picture, figures_dir / f"{name}.png"), output_dir)).as_posix()
-
-    seen = qc.see_image(image, head_affine, figure, f"{image.name.split('.')[0]}_{method}")
+    the CNN finds one. Figures: the image's views and its mid-sagittal slice, where ``request``
+    draws them."""
+    make_figure_folder(request)
+    seen = qc.see_image(image, head_affine, functools.partial(save_figure, request),
+                        f"{image.name.split('.')[0]}_{method}")
     views = seen.face_views()
     face_check = _face_alone(method, views, *seen.surface)
     checks = {
@@ -213,8 +219,8 @@ def _check_alone(image: Path, method: str, head_affine: np.ndarray, registration
     }
     reason = image_alone_reason(checks, method)
     return {
-        "subject": subject,
-        "session": session,
+        "subject": request.subject,
+        "session": request.session,
         "input": None,
         "output": image.name,
         "method": method,

@@ -127,6 +127,18 @@ def test_an_image_alone_reports_brain_header_and_identity_as_not_checked(synthet
     assert record["standalone"]["registered"] == synthetic["defaced"].name
 
 
+def test_with_a_staging_folder_the_figures_are_drawn_there_and_cited_where_they_will_be(synthetic, synthetic_atlas, tmp_path):
+    out, staging = tmp_path / "out", tmp_path / "work" / "qc-figures"
+    staging.parent.mkdir()
+    for original in (synthetic["original"], None):  # against the original, and the image alone
+        record = check_image(synthetic["defaced"], original, "deface", synthetic_atlas, output_dir=out,
+                             figures_dir=out / "sub-x" / "figures", staging_dir=staging, subject="x", session=None, seed=1)
+        cited = [relative for group in ("input", "output", "slices") for relative in record["renders"][group].values()]
+        assert cited and all(relative.startswith("sub-x/figures/") for relative in cited)
+        assert all((staging / Path(relative).name).is_file() for relative in cited)
+    assert not out.exists()  # nothing in the QC folder until the caller moves the figures in
+
+
 def test_the_bridge_names_a_missing_file_and_refuses_an_unknown_method(synthetic, synthetic_atlas, tmp_path):
     atlas_dir = synthetic_atlas.template.parent
 

@@ -199,6 +199,15 @@ export async function moveFileAtomic(source: string, finalPath: string, beforeRe
   );
 }
 
+/**
+ * Move every file of `sourceDir` (drawn in a work folder) into `destDir`, each atomically
+ * (:func:`moveFileAtomic`): figures join the QC folder only once their records are ready, so an
+ * interrupted run leaves none behind without its record.
+ */
+export async function moveFilesInto(sourceDir: string, destDir: string): Promise<void> {
+  for (const name of await readdir(sourceDir)) await moveFileAtomic(path.join(sourceDir, name), path.join(destDir, name));
+}
+
 /** True while process `pid` of this machine runs (EPERM: it runs as another user). */
 function processRuns(pid: number): boolean {
   try {

@@ -11,14 +11,16 @@
  *
  * Without --out nothing is kept: figures go to a temporary folder removed at the end. With
  * --out, an original's check is written as the pipeline writes it (logs/qc/<key>.json,
- * sub-XX.html, sub-XX/figures/); an image alone gets `<stem>_<method>_qc.json` and `.html`.
+ * sub-XX.html, sub-XX/figures/); an image alone gets `<stem>_<method>_qc.json` and `.html`. The
+ * figures are drawn in the temporary folder either way and moved in just before the record is
+ * written: an interrupted check leaves no render of a face in --out.
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../bids/atomic.js';
+import { moveFilesInto, writeFileAtomic } from '../bids/atomic.js';
 import { parseBidsName, stemOf } from '../bids/entities.js';
 import { namesT1wContrast } from '../bids/reference.js';
 import { defaults } from '../config.js';
@@ -62,6 +64,8 @@ export async function runQc(options: QcOptions): Promise<number> {
   try {
     const outDir = options.out ?? scratch;
     const labels = recordLabels(options.original ?? options.image);
+    const figuresDir = participantFigureDir(outDir, labels.subject);
+    const staging = path.join(scratch, 'qc-figures');
     log.info(`checking ${path.basename(options.image)}${options.original ? ` against ${path.basename(options.original)}` : ''} (${options.method})`);
     const engine = await Engine.start({ threads: availableParallelism(), scratchDir: scratch });
     let reply: { record: QcImageRecord; log: string[] };
@@ -72,7 +76,10 @@ export async function runQc(options: QcOptions): Promise<number> {
         method: options.method,
         atlas: options.atlas,
         output_dir: outDir,
-        figures_dir: participantFigureDir(outDir, labels.subject),
+        figures_dir: figuresDir,
+        // With --out the figures are drawn in the scratch folder and moved in with their record:
+        // an interrupted check leaves no render of the face in the QC folder.
+        ...(options.out ? { staging_dir: staging } : {}),
         seed: defaults.seed,
         reference_is_t1w: namesT1wContrast(options.original ?? options.image),
         ...labels,
@@ -82,6 +89,7 @@ export async function runQc(options: QcOptions): Promise<number> {
     }
     for (const line of reply.log) log.verbose(line);
     const { record } = reply;
+    if (options.out) await moveFilesInto(staging, figuresDir);
     const written = options.out ? await writeReport(options.out, record) : [];
     process.stdout.write(options.json ? `${JSON.stringify(record, null, 2)}\n` : verdictText(record, written));
     if (record.status === 'FAILED') {

@@ -109,6 +109,8 @@ export const contract = {
       atlas: path,
       output_dir: path,
       figures_dir: path,
+      /** Where the figure files are drawn (named as in figures_dir), for the caller to move in once the record is written. */
+      staging_dir: path.optional(),
       subject: label,
       session: label.nullable(),
       seed: z.number().int().min(0),

@@ -5,9 +5,9 @@
  * with its scrubbed sidecar. Nothing un-vetted is ever written inside output_dir, not even under
  * a hidden name. A failure of one image never stops the others.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { moveFileAtomic } from '../bids/atomic.js';
+import { moveFileAtomic, moveFilesInto } from '../bids/atomic.js';
 import type { SessionPlan } from '../bids/discover.js';
 import { chooseStandIn, type Geometry } from '../bids/reference.js';
 import { outputPathsFor } from '../bids/outputs.js';
@@ -192,7 +192,7 @@ async function checkOutputs(
   if (reply.records.length !== items.length) {
     throw new Error(`the engine returned ${reply.records.length} QC records for ${items.length} outputs`);
   }
-  for (const name of await readdir(qcFigures)) await moveFileAtomic(path.join(qcFigures, name), path.join(figuresDir, name));
+  await moveFilesInto(qcFigures, figuresDir);
   for (const [index, record] of reply.records.entries()) {
     // --qc-fail-ok writes failures that are not hard anyway: the record says where.
     if (record.status === 'FAILED' && config.qcFailOk && !record.hard) record.output = items[index]!.output_name;

@@ -24,6 +24,23 @@ from micanon.qc.seeing import Head, view_name
 from micanon.qc.verdict import give_verdicts
 
 
+def make_figure_folder(request: QcRequest) -> None:
+    """Create the folder figures are written to: ``figures_dir`` (with its parents), or the
+    ``staging_dir`` inside the caller's work folder, which must exist (an interrupt that removed
+    it wins)."""
+    if request.staging_dir is None:
+        request.figures_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        request.staging_dir.mkdir(exist_ok=True)
+
+
+def save_figure(request: QcRequest, name: str, picture: np.ndarray) -> str:
+    """Write ``<name>.png`` where the request draws figures; returns the path the records cite
+    (in ``figures_dir``, relative to ``output_dir``)."""
+    render.save_png(picture, request.write_dir / f"{name}.png")
+    return inside(request.figures_dir / f"{name}.png", request.output_dir, "figure")
+
+
 class _Run:
     """One qc_outputs call: inputs and masks are read once and shared by every item naming them."""
 
@@ -36,8 +53,7 @@ class _Run:
         self.prefixes: set[str] = set()
 
     def figure(self, name: str, picture: np.ndarray) -> str:
-        render.save_png(picture, self.request.write_dir / f"{name}.png")
-        return inside(self.request.figures_dir / f"{name}.png", self.request.output_dir, "figure")
+        return save_figure(self.request, name, picture)
 
     def output_prefix(self, stem: str, method: str) -> str:
         """``<input stem>_<method>``, the start of an output's figure names; a second output of the
@@ -200,10 +216,7 @@ def check_outputs(request: QcRequest) -> dict[str, Any]:
     the first item).
     """
     start = time.perf_counter()
-    if request.staging_dir is None:
-        request.figures_dir.mkdir(parents=True, exist_ok=True)
-    else:  # inside the session's work folder, which exists (an interrupt that removed it wins)
-        request.staging_dir.mkdir(exist_ok=True)
+    make_figure_folder(request)
     run = _Run(request)
     records, timings = [], []
     for item in request.items:
