@@ -285,8 +285,9 @@ def qc_image(request: dict[str, Any]) -> dict[str, Any]:
 
     Request: image, original (or null), method, atlas (folder), output_dir, figures_dir (inside
     output_dir), staging_dir (optional: the figure files are written there, named as in
-    figures_dir, for the caller to move in), subject, session (labels naming the record), reference_is_t1w (the image
-    registered to the atlas is a T1w); images in their own scanner space.
+    figures_dir, for the caller to move in), subject, session (labels naming the record),
+    reference_is_t1w (the image registered to the atlas is a T1w); images in their own scanner
+    space.
     Writes the figures and returns the QC record (see micanon.standalone.check_image).
     """
     from micanon.atlas.load import load_atlas

@@ -201,7 +201,7 @@ export async function moveFileAtomic(source: string, finalPath: string, beforeRe
 
 /**
  * Move every file of `sourceDir` (drawn in a work folder) into `destDir`, each atomically
- * (:func:`moveFileAtomic`): figures join the QC folder only once their records are ready, so an
+ * ({@link moveFileAtomic}): figures join the QC folder only once their records are ready, so an
  * interrupted run leaves none behind without its record.
  */
 export async function moveFilesInto(sourceDir: string, destDir: string): Promise<void> {
