@@ -79,7 +79,7 @@ describe('micanon qc', () => {
     expect(readdirSync(scratch)).toEqual([]);
   });
 
-  it('draws its figures in a temporary folder and moves them in with the record: killed mid-check, --out holds no figure', async () => {
+  it('draws its figures in a temporary folder and moves them in with the record: killed mid-check, --out holds no figure and the next check removes that folder', async () => {
     const out = path.join(root, 'qc-killed');
     const scratch = mkdtempSync(path.join(tmpdir(), 'micanon-qc-tmp-'));
     const run = runCli('micanon', ['qc', defaced, '--original', original, '--out', out], { env: { ...process.env, TMPDIR: scratch } });
@@ -89,6 +89,12 @@ describe('micanon qc', () => {
     await run;
     expect(drawn, 'no figure was drawn in the temporary folder').toBe(true);
     expect(filesUnder(out).filter((f) => f.endsWith('.png'))).toEqual([]);
+    // The killed check's temporary folder holds renders of the face: the next check removes it
+    // (the engine died with the check: it runs with a parent-death signal).
+    expect(readdirSync(scratch)).toHaveLength(1);
+    const next = await runCli('micanon', ['qc', path.join(root, 'nothere.nii.gz')], { env: { ...process.env, TMPDIR: scratch } });
+    expect(next.exitCode).toBe(66);
+    expect(readdirSync(scratch)).toEqual([]);
   });
 
   it('names a missing file in one line with exit 66', async () => {

@@ -13,14 +13,15 @@
  * --out, an original's check is written as the pipeline writes it (logs/qc/<key>.json,
  * sub-XX.html, sub-XX/figures/); an image alone gets `<stem>_<method>_qc.json` and `.html`. The
  * figures are drawn in the temporary folder either way and moved in just before the record is
- * written: an interrupted check leaves no render of a face in --out.
+ * written: an interrupted check leaves no render of a face in --out, and the next run removes
+ * the temporary folder a killed check left.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { moveFilesInto, writeFileAtomic } from '../bids/atomic.js';
+import { moveFilesInto, removeLeftoverWorkFolders, workFolderName, writeFileAtomic } from '../bids/atomic.js';
 import { parseBidsName, stemOf } from '../bids/entities.js';
 import { namesT1wContrast } from '../bids/reference.js';
 import { defaults } from '../config.js';
@@ -48,6 +49,9 @@ export type QcOptions = z.output<typeof qcOptionsSchema>;
 
 /** `micanon qc ...`: check, print the verdict (or the record), write the report with --out. */
 export async function runQc(options: QcOptions): Promise<number> {
+  // A killed run's work folder holds renders of a face: removed first, whatever this run finds.
+  const removed = await removeLeftoverWorkFolders(tmpdir());
+  if (removed.length > 0) log.verbose(`removed ${removed.length} work folder(s) of earlier runs that were killed`);
   for (const file of [options.image, options.original]) {
     if (file && !statSync(file, { throwIfNoEntry: false })?.isFile()) {
       throw new MicanonError('INPUT_MISSING', `${file}: no such file`);
@@ -59,8 +63,11 @@ export async function runQc(options: QcOptions): Promise<number> {
       throw new MicanonError('CANNOT_CREATE_OUTPUT', `${options.out}: cannot create the folder`, { cause: err });
     });
   }
-  // Python's temporary files and, without --out, the figures: removed whatever happens.
-  const scratch = await mkdtemp(path.join(tmpdir(), 'micanon-qc-'));
+  // Python's temporary files and the figures until they move in: removed whatever happens, and
+  // named as the pipeline names its work folders, so that a later run (a check or the pipeline)
+  // removes it when this one is killed.
+  const scratch = path.join(tmpdir(), workFolderName);
+  await mkdir(scratch, { recursive: true });
   try {
     const outDir = options.out ?? scratch;
     const labels = recordLabels(options.original ?? options.image);
