@@ -21,7 +21,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { moveFilesInto, removeLeftoverWorkFolders, workFolderName, writeFileAtomic } from '../bids/atomic.js';
+import { moveFilesInto, workFolderName, writeFileAtomic } from '../bids/atomic.js';
 import { parseBidsName, stemOf } from '../bids/entities.js';
 import { namesT1wContrast } from '../bids/reference.js';
 import { defaults } from '../config.js';
@@ -31,6 +31,7 @@ import type { NotChecked, QcImageRecord } from '../engine/qc-record.js';
 import { methodSchema } from '../engine/schemas.js';
 import { MicanonError } from '../errors.js';
 import { log } from '../log.js';
+import { removeLeftoverWork } from '../pipeline/temps.js';
 import { badge, figure, fileUrl, html, pageDocument, passBadge, type Html } from '../qc/html.js';
 import { qcRecordPath, qcRecordSchema, readQcRecords, writeQcRecord } from '../qc/records.js';
 import { participantFigureDir, writeParticipantReport } from '../qc/report.js';
@@ -50,8 +51,8 @@ export type QcOptions = z.output<typeof qcOptionsSchema>;
 /** `micanon qc ...`: check, print the verdict (or the record), write the report with --out. */
 export async function runQc(options: QcOptions): Promise<number> {
   // A killed run's work folder holds renders of a face: removed first, whatever this run finds.
-  const removed = await removeLeftoverWorkFolders(tmpdir());
-  if (removed.length > 0) log.verbose(`removed ${removed.length} work folder(s) of earlier runs that were killed`);
+  const removed = await removeLeftoverWork(tmpdir());
+  if (removed > 0) log.verbose(`removed ${removed} work folder(s) of earlier runs that were killed`);
   for (const file of [options.image, options.original]) {
     if (file && !statSync(file, { throwIfNoEntry: false })?.isFile()) {
       throw new MicanonError('INPUT_MISSING', `${file}: no such file`);
